@@ -1,0 +1,48 @@
+"""One exception tree for genfast.
+
+Every error carries a message saying what went wrong and a hint saying what to do.
+The CLI prints ``Error: <message> Hint: <hint>`` and exits 1; the server maps the
+classes to HTTP status codes at its edge.
+"""
+
+from __future__ import annotations
+
+
+class GenfastError(Exception):
+    """Base class of every error genfast raises on purpose."""
+
+    default_hint = "Run with --debug for the full traceback."
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:
+        return f"{self.message} Hint: {self.hint}"
+
+
+class ConfigError(GenfastError):
+    """A value given by the user is invalid (bad length, unknown name, unparsable budget)."""
+
+    default_hint = "Check the value against `genfast --help`."
+
+
+class ModelLoadError(GenfastError):
+    """A model could not be found or loaded."""
+
+    default_hint = "Pass a local Hugging Face model directory or `demo`."
+
+
+class DataError(GenfastError):
+    """Input text or token data is unusable (too short, mismatched vocabulary)."""
+
+
+class BackendUnavailableError(GenfastError):
+    """An optional backend or device is not installed or not present on this machine."""
+
+
+class QualityBudgetError(GenfastError):
+    """A quality budget string could not be parsed."""
+
+    default_hint = "Use e.g. --max-ppl-increase 2% --min-top1-agreement 0.95."

@@ -1,0 +1,1 @@
+"""Generation: runtimes (prefill / decode steps), sampling, and the decode loop."""

@@ -1,0 +1,45 @@
+import time
+
+import torch
+
+from genfast.models.tiny import tiny_model
+from genfast.profiling.memory import parameter_count, weight_bytes, weight_bytes_read_per_step
+from genfast.profiling.timer import StageTimer
+
+
+def test_tied_embeddings_are_counted_once(tokenizer):
+    model, _ = tiny_model("gpt2", tokenizer)  # GPT-2 ties its head to the input embedding
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    params = sum(p.numel() * 4 for p in model.parameters())  # parameters() already dedups tied ones
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert weight_bytes(model) == params + buffers
+    assert weight_bytes_read_per_step(model) == weight_bytes(model)
+
+
+def test_untied_input_embedding_is_not_read_per_step():
+    emb, head = torch.nn.Embedding(100, 8), torch.nn.Linear(8, 100, bias=False)
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = emb, head
+
+        def get_input_embeddings(self):
+            return self.emb
+
+        def get_output_embeddings(self):
+            return self.head
+
+    toy = Toy()
+    assert parameter_count(toy) == 1600
+    assert weight_bytes_read_per_step(toy) == 800 * 4
+
+
+def test_stage_timer_accumulates_events():
+    timer = StageTimer("cpu")
+    for _ in range(3):
+        with timer.stage("work"):
+            time.sleep(0.01)
+    assert len(timer.events["work"]) == 3
+    assert 0.03 <= timer.total("work") < 0.5
+    assert timer.total("missing") == 0
