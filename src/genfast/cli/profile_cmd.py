@@ -64,6 +64,7 @@ def profile(
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     device: str = typer.Option("cpu", help="cpu, cuda[:N], mps, xpu or auto."),
     dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16."),
+    backend: str = typer.Option("torch", help="torch, torch-compile, hf or tensorrt."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
     report: Path | None = typer.Option(None, help="Write report.md, profile.json and PNG plots here."),
     module: str | None = typer.Option(None, help="Profile FILE.py:FUNCTION returning a genfast.ModuleSpec instead."),
@@ -76,18 +77,21 @@ def profile(
         console.print_json(json.dumps(result)) if as_json else _print_module(result)
         return
 
+    from genfast.backends.registry import get_backend
     from genfast.models.loading import load
     from genfast.profiling.llm import profile_llm
     from genfast.profiling.workload import Workload
 
     workload = Workload(prompt_lens=prompt_len, output_len=new_tokens, batch_sizes=batch_size,
                         warmup=warmup, repeats=repeats, seed=seed)
+    engine = get_backend(backend)
     handle = load(model, device=device, dtype=dtype)
     workload.validate(handle.context_length)
+    runtime = engine.build(handle, batch=batch_size[0], max_cache_len=max(prompt_len) + new_tokens)
     total = len(prompt_len) * len(batch_size) * (warmup + repeats)
     with Progress(console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("profiling", total=total)
-        result = profile_llm(handle, workload, on_run=lambda: bar.advance(task))
+        result = profile_llm(handle, workload, runtime=runtime, on_run=lambda: bar.advance(task))
     if report:
         from genfast.report.markdown import write_profile_report
 

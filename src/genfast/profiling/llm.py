@@ -95,11 +95,11 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
 def profile_llm(handle: ModelHandle, workload: Workload | None = None, runtime: Runtime | None = None,
                 text: str | None = None, on_run: Callable[[], None] | None = None) -> dict:
     """Profile ``handle`` on every case of ``workload``; returns the JSON-ready result."""
-    from genfast.runtime.hf import HFRuntime
+    from genfast.runtime.torch_runtime import TorchRuntime
 
     workload = workload or Workload()
     workload.validate(handle.context_length)
-    runtime = runtime or HFRuntime(handle.model)
+    runtime = runtime or TorchRuntime(handle.model)
     token_ids = handle.tokenizer(text or reference_text())["input_ids"]
     bandwidth = memory_read_bandwidth(runtime.device)
     cases = [profile_case(handle, runtime, token_ids, p, b, workload, bandwidth, on_run)
@@ -122,6 +122,8 @@ def profile_llm(handle: ModelHandle, workload: Workload | None = None, runtime: 
             "context_length": handle.context_length,
             "recipe": handle.recipe,
         },
+        "runtime": {"backend": getattr(runtime, "name", type(runtime).__name__),
+                    "compile_time_s": getattr(runtime, "compile_time_s", None)},
         "hardware": {**hardware_facts(runtime.device), "memory_read_bandwidth_gbs": bandwidth / 1e9},
         "workload": {"prompt_lens": workload.prompt_lens, "output_len": workload.output_len,
                      "batch_sizes": workload.batch_sizes, "warmup": workload.warmup,

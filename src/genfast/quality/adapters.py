@@ -19,6 +19,8 @@ class LogitsFnRuntime:
     which is slow but lets any engine that returns logits be verified.
     """
 
+    name = "logits-fn"
+
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], device: str | torch.device = "cpu") -> None:
         self.fn = fn
         self.device = torch.device(device)

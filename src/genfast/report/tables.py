@@ -38,6 +38,9 @@ def model_lines(result: dict) -> list[str]:
     return [
         f"model: {m['source']} ({m['architecture']}), {m['parameters'] / 1e6:.2f}M parameters, "
         f"{m['weight_bytes'] / 1e6:.1f} MB of weights, {m['dtype']} on {m['device']}",
+        f"backend: {result['runtime']['backend']}" + (
+            f" (compiled in {result['runtime']['compile_time_s']:.1f} s, not counted in latency)"
+            if result["runtime"]["compile_time_s"] else ""),
         f"machine: {hw['cpu']}, {hw['logical_cores']} logical cores, {hw['torch_threads']} torch threads, "
         f"ISA {' '.join(hw['isa']) or '-'}{', GPU ' + hw['gpu'] if 'gpu' in hw else ''}",
         f"measured memory read bandwidth: {hw['memory_read_bandwidth_gbs']:.1f} GB/s; "

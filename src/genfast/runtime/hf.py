@@ -10,6 +10,8 @@ import torch
 class HFRuntime:
     """Prefill and decode steps that call the model's forward directly (not ``generate()``)."""
 
+    name = "hf"
+
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device

@@ -1,0 +1,84 @@
+"""PyTorch backends: ``hf`` (transformers' forward), ``torch`` (genfast's decoder), ``torch-compile``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import torch
+
+from genfast.backends.base import Capabilities
+from genfast.models.handle import ModelHandle
+from genfast.runtime.base import Runtime
+
+_TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32", "fp16", "bf16"),
+                           quantization=("int8-dynamic", "int8-weight", "int4-weight"))
+
+
+class HFBackend:
+    """transformers' own forward with its dynamic KV cache; works for every causal LM."""
+
+    name = "hf"
+    capabilities = _TORCH_CAPS
+
+    def check_available(self) -> None:
+        return None
+
+    def build(self, handle: ModelHandle, **options) -> Runtime:
+        from genfast.runtime.hf import HFRuntime
+
+        return HFRuntime(handle.model)
+
+
+class TorchBackend:
+    """genfast's decoder and static KV cache; falls back to ``hf`` (with a warning) off its families."""
+
+    name = "torch"
+    capabilities = _TORCH_CAPS
+
+    def check_available(self) -> None:
+        return None
+
+    def build(self, handle: ModelHandle, **options) -> Runtime:
+        from genfast.runtime.convert import UnsupportedModelError
+        from genfast.runtime.torch_runtime import TorchRuntime
+
+        try:
+            return TorchRuntime(handle.model, max_cache_len=options.get("max_cache_len"))
+        except UnsupportedModelError as exc:
+            warnings.warn(f"{exc.message} Using transformers' forward (backend hf) instead.", stacklevel=2)
+            return HFBackend().build(handle)
+
+
+class TorchCompileBackend:
+    """The ``torch`` runtime with its decode step compiled by ``torch.compile``.
+
+    Compilation happens in ``build`` (a warm-up step per batch size seen later), and its time
+    is reported apart as ``runtime.compile_time_s``. If the compiler is unavailable, the eager
+    runtime is returned with a warning.
+    """
+
+    name = "torch-compile"
+    capabilities = _TORCH_CAPS
+
+    def check_available(self) -> None:
+        return None
+
+    def build(self, handle: ModelHandle, **options) -> Runtime:
+        from genfast.runtime.compiled import CompiledTorchRuntime
+
+        runtime = CompiledTorchRuntime(handle.model, max_cache_len=options.get("max_cache_len"),
+                                       mode=options.get("compile_mode"))
+        start = time.perf_counter()
+        try:
+            runtime.warm_up(batch=options.get("batch", 1))
+        except Exception as exc:  # noqa: BLE001 - inductor reports missing compilers in many ways
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); using eager torch.",
+                          stacklevel=2)
+            return TorchBackend().build(handle, **options)
+        runtime.compile_time_s = time.perf_counter() - start
+        return runtime
+
+
+def cuda_present() -> bool:
+    return torch.cuda.is_available()

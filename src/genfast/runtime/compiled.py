@@ -1,0 +1,40 @@
+"""The decode step compiled with ``torch.compile`` over static shapes."""
+
+from __future__ import annotations
+
+import torch
+
+from genfast.runtime.kv_cache import StaticKVCache
+from genfast.runtime.torch_runtime import TorchRuntime
+
+
+class CompiledTorchRuntime(TorchRuntime):
+    """Like TorchRuntime, but decode attends over the whole cache (masked) so every step has
+    the same shapes, and that step is compiled once per batch size. Prefill stays eager:
+    prompt lengths vary, and it runs once per request.
+    """
+
+    name = "torch-compile"
+
+    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None, mode: str | None = None) -> None:
+        super().__init__(model, max_cache_len)
+        self.compile_time_s: float | None = None
+        self._step = torch.compile(self._decode_step, mode=mode, dynamic=False, fullgraph=True)
+
+    def _decode_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+        return self.decoder(tokens, positions, cache, kv_len=cache.max_len)
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor, cache: StaticKVCache) -> tuple[torch.Tensor, StaticKVCache]:
+        if max(cache.lengths) + 1 > cache.max_len:
+            return super().decode(tokens, cache)  # raises the clear "cache is full" error
+        positions = torch.tensor(cache.lengths, device=self.device)[:, None]
+        logits = self._step(tokens[:, None], positions, cache)
+        cache.advance(1)
+        return logits[:, -1], cache
+
+    def warm_up(self, batch: int = 1) -> None:
+        """Compile the decode step for ``batch`` rows (the first call compiles)."""
+        ids = torch.zeros(batch, 2, dtype=torch.long, device=self.device)
+        _, cache = self.prefill(ids)
+        self.decode(torch.zeros(batch, dtype=torch.long, device=self.device), cache)

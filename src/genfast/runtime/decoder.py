@@ -1,0 +1,116 @@
+"""genfast's own decoder forward for Llama-family and GPT-2 models, over a static KV cache.
+
+The weights are the transformers model's own tensors (no copy except fused projections);
+the forward is a few named ops per layer, with positions given per row so sequences of
+different lengths can share a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genfast.runtime.kv_cache import StaticKVCache
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    family: str
+    """``llama`` (RMSNorm, RoPE, gated MLP: Llama, Qwen2, Mistral) or ``gpt2``."""
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    max_positions: int
+    eps: float
+
+
+class Block(torch.nn.Module):
+    """One decoder layer: norm -> attention -> residual -> norm -> MLP -> residual."""
+
+    def __init__(self, shape: DecoderShape, norm1: torch.nn.Module, qkv: torch.nn.Linear, out: torch.nn.Linear,
+                 norm2: torch.nn.Module, up: torch.nn.Linear, down: torch.nn.Linear) -> None:
+        super().__init__()
+        self.shape = shape
+        self.norm1, self.qkv, self.out, self.norm2, self.up, self.down = norm1, qkv, out, norm2, up, down
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shape.family == "llama":
+            gate, up = self.up(x).chunk(2, dim=-1)  # fused gate|up projection
+            return self.down(F.silu(gate) * up)
+        return self.down(F.gelu(self.up(x), approximate="tanh"))
+
+    def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
+                mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int) -> torch.Tensor:
+        s = self.shape
+        b, t, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).split([s.heads * s.head_dim, s.kv_heads * s.head_dim,
+                                                s.kv_heads * s.head_dim], dim=-1)
+        # (batch, heads, T, head_dim)
+        q = q.view(b, t, s.heads, s.head_dim).transpose(1, 2)
+        k = k.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
+        v = v.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        cache.write(layer, positions, k, v)
+        keys, values = cache.k[layer][:, :, :kv_len], cache.v[layer][:, :, :kv_len]
+        attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=mask is None,
+                                              enable_gqa=s.kv_heads != s.heads)
+        x = x + self.out(attn.transpose(1, 2).reshape(b, t, s.heads * s.head_dim))
+        return x + self.mlp(self.norm2(x))
+
+
+def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotary embedding in transformers' rotate-half convention; cos/sin are (batch, 1, T, head_dim)."""
+    cos, sin = rope
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class FastDecoder(torch.nn.Module):
+    """Embedding -> blocks -> final norm -> LM head, reading and writing a StaticKVCache."""
+
+    def __init__(self, shape: DecoderShape, embed: torch.nn.Embedding, blocks: list[Block],
+                 norm: torch.nn.Module, head: torch.nn.Linear, pos_embed: torch.nn.Embedding | None = None,
+                 rope_tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        super().__init__()
+        self.shape = shape
+        self.embed, self.blocks, self.norm, self.head, self.pos_embed = (
+            embed, torch.nn.ModuleList(blocks), norm, head, pos_embed)
+        if rope_tables is not None:
+            # (max_positions, head_dim)
+            self.register_buffer("rope_cos", rope_tables[0], persistent=False)
+            self.register_buffer("rope_sin", rope_tables[1], persistent=False)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
+        s = self.shape
+        p = self.embed.weight
+        return StaticKVCache(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype, p.device)
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache, kv_len: int,
+                causal_from_zero: bool = False, last_only: bool = True) -> torch.Tensor:
+        """Logits for ``tokens`` (batch, T) at ``positions`` (batch, T); fills the cache.
+
+        ``kv_len`` is how many cache slots attention reads (the longest row after this write).
+        ``causal_from_zero`` says every row starts at position 0 with an empty cache, so plain
+        causal attention over the new tokens is exact and no mask is built.
+        """
+        x = self.embed(tokens)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(positions)
+        rope = None
+        if self.shape.family == "llama":
+            # (batch, 1, T, head_dim)
+            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])
+        mask = None
+        if not causal_from_zero:
+            # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
+            mask = torch.arange(kv_len, device=tokens.device)[None, None, None, :] <= positions[:, None, :, None]
+        for i, block in enumerate(self.blocks):
+            x = block(x, i, positions, rope, mask, cache, kv_len)
+        if last_only:
+            x = x[:, -1:]
+        return self.head(self.norm(x))

@@ -1,0 +1,39 @@
+"""A pre-allocated KV cache with one owner: the runtime that created it."""
+
+from __future__ import annotations
+
+import torch
+
+
+class StaticKVCache:
+    """Keys and values of every layer in fixed buffers, plus each row's filled length.
+
+    Rows fill from position 0 contiguously, so position ``p`` of a row lives in slot ``p``.
+    Lengths are kept on the host (a list) so no step needs a device round-trip to read them.
+    """
+
+    def __init__(self, layers: int, batch: int, kv_heads: int, max_len: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        shape = (batch, kv_heads, max_len, head_dim)
+        # (layers) x (batch, kv_heads, max_len, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.lengths = [0] * batch
+        self.max_len = max_len
+
+    @property
+    def batch(self) -> int:
+        return len(self.lengths)
+
+    def write(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store k, v (batch, kv_heads, T, head_dim) at ``positions`` (batch, T)."""
+        rows = torch.arange(k.shape[0], device=k.device)[:, None]
+        # Advanced indices around a slice go first: the target view is (batch, T, kv_heads, head_dim).
+        self.k[layer][rows, :, positions] = k.transpose(1, 2)
+        self.v[layer][rows, :, positions] = v.transpose(1, 2)
+
+    def advance(self, n: int) -> None:
+        self.lengths = [length + n for length in self.lengths]
+
+    def bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)

@@ -1,0 +1,54 @@
+"""The ``torch`` runtime: genfast's decoder with a pre-allocated KV cache, eager PyTorch."""
+
+from __future__ import annotations
+
+import torch
+
+from genfast.errors import ConfigError
+from genfast.runtime.convert import to_fast_decoder
+from genfast.runtime.decoder import FastDecoder
+from genfast.runtime.kv_cache import StaticKVCache
+
+
+class TorchRuntime:
+    """Prefill and decode steps over a FastDecoder; ``max_cache_len`` bounds prompt + output."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None) -> None:
+        self.decoder: FastDecoder = to_fast_decoder(model) if not isinstance(model, FastDecoder) else model
+        self.device = self.decoder.embed.weight.device
+        self.max_cache_len = max_cache_len or self.decoder.shape.max_positions
+
+    def _positions(self, start: int, length: int, batch: int) -> torch.Tensor:
+        # (batch, length)
+        return torch.arange(start, start + length, device=self.device).expand(batch, length)
+
+    @torch.inference_mode()
+    def prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, StaticKVCache]:
+        batch, length = input_ids.shape
+        if length > self.max_cache_len:
+            raise ConfigError(f"Prompt of {length} tokens exceeds the cache of {self.max_cache_len}.")
+        cache = self.decoder.new_cache(batch, self.max_cache_len)
+        logits = self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
+                              causal_from_zero=True)
+        cache.advance(length)
+        return logits[:, -1], cache
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor, cache: StaticKVCache) -> tuple[torch.Tensor, StaticKVCache]:
+        kv_len = max(cache.lengths) + 1
+        if kv_len > cache.max_len:
+            raise ConfigError(f"The KV cache is full ({cache.max_len} positions).",
+                              "Generate fewer tokens or raise max_cache_len.")
+        positions = torch.tensor(cache.lengths, device=self.device)[:, None]
+        logits = self.decoder(tokens[:, None], positions, cache, kv_len=kv_len)
+        cache.advance(1)
+        return logits[:, -1], cache
+
+    @torch.inference_mode()
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        batch, length = input_ids.shape
+        cache = self.decoder.new_cache(batch, length)
+        return self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
+                            causal_from_zero=True, last_only=False)

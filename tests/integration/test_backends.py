@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from genfast.backends.registry import backend_names, get_backend
+from genfast.errors import BackendUnavailableError, ConfigError
+from genfast.models.loading import from_model
+from genfast.models.tiny import tiny_model
+from genfast.runtime.generate import generate
+from genfast.runtime.hf import HFRuntime
+from genfast.runtime.torch_runtime import TorchRuntime
+
+
+def _ids(batch=2, length=12):
+    return torch.randint(1, 400, (batch, length), generator=torch.Generator().manual_seed(0))
+
+
+def test_unknown_backend_lists_valid_names():
+    with pytest.raises(ConfigError, match="Unknown backend 'vulkan'") as info:
+        get_backend("vulkan")
+    for name in backend_names():
+        assert name in info.value.hint
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_tensorrt_without_nvidia_gpu_is_a_clear_error():
+    with pytest.raises(BackendUnavailableError, match="needs an NVIDIA GPU"):
+        get_backend("tensorrt")
+
+
+def test_torch_runtime_equals_transformers(tokenizer, arch):
+    model, _ = tiny_model(arch, tokenizer)
+    ids = _ids()
+    ours, ref = TorchRuntime(model), HFRuntime(model)
+    assert torch.equal(generate(ours, ids, 24), generate(ref, ids, 24))
+    torch.testing.assert_close(ours.logits(ids), ref.logits(ids), rtol=1e-4, atol=1e-4)
+
+
+def test_rows_at_different_positions_share_a_batch(tokenizer):
+    """Per-row positions: a batch whose rows have different lengths equals each row run alone."""
+    model, _ = tiny_model("llama", tokenizer)
+    rt = TorchRuntime(model)
+    short, long = _ids(1, 5), _ids(1, 9)
+    _, cache_a = rt.prefill(short)
+    _, cache_b = rt.prefill(long)
+    # splice both rows into one batched cache
+    both = rt.decoder.new_cache(2, rt.max_cache_len)
+    for layer in range(len(both.k)):
+        both.k[layer][0], both.v[layer][0] = cache_a.k[layer][0], cache_a.v[layer][0]
+        both.k[layer][1], both.v[layer][1] = cache_b.k[layer][0], cache_b.v[layer][0]
+    both.lengths = [5, 9]
+    tokens = torch.tensor([7, 11])
+    batched, _ = rt.decode(tokens, both)
+    alone_a, _ = rt.decode(tokens[:1], cache_a)
+    alone_b, _ = rt.decode(tokens[1:], cache_b)
+    torch.testing.assert_close(batched, torch.cat([alone_a, alone_b]), rtol=1e-5, atol=1e-5)
+
+
+def test_cache_overflow_is_a_clear_error(tokenizer):
+    model, _ = tiny_model("gpt2", tokenizer)
+    rt = TorchRuntime(model, max_cache_len=14)
+    with pytest.raises(ConfigError, match="KV cache is full"):
+        generate(rt, _ids(1, 12), 8)
+
+
+def test_backend_falls_back_to_transformers_for_other_families(tokenizer):
+    from transformers import OPTConfig, OPTForCausalLM
+
+    model = OPTForCausalLM(OPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, ffn_dim=64, max_position_embeddings=64,
+                                     word_embed_proj_dim=32)).eval()
+    with pytest.warns(UserWarning, match="does not cover 'opt'"):
+        runtime = get_backend("torch").build(from_model(model, tokenizer))
+    assert runtime.name == "hf"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch_name", ["gpt2", "llama"])
+def test_torch_compile_equals_transformers(tokenizer, arch_name):
+    model, _ = tiny_model(arch_name, tokenizer)
+    handle = from_model(model, tokenizer)
+    runtime = get_backend("torch-compile").build(handle, batch=2, max_cache_len=40)
+    assert runtime.compile_time_s > 0
+    ids = _ids()
+    assert torch.equal(generate(runtime, ids, 24), generate(HFRuntime(model), ids, 24))
