@@ -32,6 +32,20 @@ class StaticKVCache:
         self.k[layer][rows, :, positions] = k.transpose(1, 2)
         self.v[layer][rows, :, positions] = v.transpose(1, 2)
 
+    def view(self, start: int, stop: int) -> StaticKVCache:
+        """Rows ``start:stop`` as a cache sharing this one's memory (lengths start at 0)."""
+        view = StaticKVCache.__new__(StaticKVCache)
+        view.k = [t[start:stop] for t in self.k]
+        view.v = [t[start:stop] for t in self.v]
+        view.lengths = [0] * (stop - start)
+        view.max_len = self.max_len
+        return view
+
+    def move_row(self, src: int, dst: int, length: int) -> None:
+        """Copy the first ``length`` positions of row ``src`` into row ``dst``."""
+        for t in self.k + self.v:
+            t[dst, :, :length] = t[src, :, :length]
+
     def advance(self, n: int) -> None:
         self.lengths = [length + n for length in self.lengths]
 

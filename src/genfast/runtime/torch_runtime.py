@@ -24,12 +24,16 @@ class TorchRuntime:
         # (batch, length)
         return torch.arange(start, start + length, device=self.device).expand(batch, length)
 
+    def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
+        return self.decoder.new_cache(batch, max_len or self.max_cache_len)
+
     @torch.inference_mode()
-    def prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, StaticKVCache]:
+    def prefill(self, input_ids: torch.Tensor, cache: StaticKVCache | None = None) -> tuple[torch.Tensor, StaticKVCache]:
+        """Run prompts from position 0 into ``cache`` (empty rows), or into a new cache."""
         batch, length = input_ids.shape
-        if length > self.max_cache_len:
-            raise ConfigError(f"Prompt of {length} tokens exceeds the cache of {self.max_cache_len}.")
-        cache = self.decoder.new_cache(batch, self.max_cache_len)
+        cache = cache or self.new_cache(batch)
+        if length > cache.max_len:
+            raise ConfigError(f"Prompt of {length} tokens exceeds the cache of {cache.max_len}.")
         logits = self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
                               causal_from_zero=True)
         cache.advance(length)

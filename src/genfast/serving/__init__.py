@@ -1,0 +1,1 @@
+"""Serving: the engine (pure), its async wrapper, the OpenAI-compatible HTTP shell, Ray Serve."""

@@ -1,0 +1,105 @@
+"""AsyncEngine: requests in, token streams out, with the core stepping in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from genfast.runtime.sampling import SamplingParams
+from genfast.serving.engine_core import EngineCore, Event, Request
+
+
+class AsyncEngine:
+    """Wraps an EngineCore for asyncio.
+
+    The core is only touched by one thread at a time: ``step()`` runs in a single worker
+    thread, and requests and aborts submitted meanwhile wait in ``_pending`` / ``_aborts``
+    until the step returns.
+    """
+
+    def __init__(self, core: EngineCore, metrics=None) -> None:
+        self.core, self.metrics = core, metrics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genfast-engine")
+        self._pending: list[Request] = []
+        self._aborts: list[tuple[str, str]] = []
+        self._queues: dict[str, asyncio.Queue[Event]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.ready = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+        self.ready = True
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None) -> Request:
+        """Validate and queue a request (raises ConfigError / QueueFullError / EngineStoppedError)."""
+        queued = len(self.core.waiting) + len(self._pending)
+        req = self.core.make_request(prompt_ids, params, timeout_s, queued=queued)
+        self._queues[req.id] = asyncio.Queue()
+        self._pending.append(req)
+        self._wake.set()
+        return req
+
+    def abort(self, request_id: str, reason: str = "abort") -> None:
+        self._aborts.append((request_id, reason))
+        self._wake.set()
+
+    async def stream(self, req: Request) -> AsyncIterator[Event]:
+        """Events of ``req`` until it finishes; leaving early (a disconnect) aborts it."""
+        queue = self._queues[req.id]
+        finished = False
+        try:
+            while not finished:
+                event = await queue.get()
+                finished = event.finished
+                yield event
+        finally:
+            self._queues.pop(req.id, None)
+            if not finished:
+                self.abort(req.id)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            for req in self._pending:
+                self.core.waiting.append(req)
+            self._pending.clear()
+            for request_id, reason in self._aborts:
+                self.core.abort(request_id, reason)
+            self._aborts.clear()
+            if not self.core.has_work:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            start = time.perf_counter()
+            events = await loop.run_in_executor(self._executor, self.core.step)
+            if self.metrics:
+                self.metrics.observe_step(self.core, time.perf_counter() - start, events)
+            for event in events:
+                queue = self._queues.get(event.request.id)
+                if queue is not None:
+                    queue.put_nowait(event)
+
+    async def stop(self, drain_timeout_s: float = 30.0) -> None:
+        """Stop admitting, let running requests finish (or time them out), then stop the loop."""
+        self.core.accepting = False
+        self.ready = False
+        deadline = time.monotonic() + drain_timeout_s
+        while (self.core.has_work or self._pending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for req in [*self.core.waiting, *self.core.running, *self._pending]:
+            self.abort(req.id, "timeout")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drained(), timeout=5)
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=False)
+
+    async def _drained(self) -> None:
+        while self.core.has_work or self._pending:
+            await asyncio.sleep(0.01)
