@@ -1,0 +1,49 @@
+"""``genfast serve``: an OpenAI-compatible server with continuous batching."""
+
+from __future__ import annotations
+
+import typer
+
+from genfast.cli.common import err_console, quiet_libraries, set_threads
+
+
+def serve(
+    model: str = typer.Option("demo", help="`demo`, a model directory, or a `genfast optimize` artifact."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    backend: str = typer.Option("torch", help="torch or torch-compile."),
+    device: str = typer.Option("cpu"),
+    dtype: str = typer.Option("fp32"),
+    mode: str = typer.Option("continuous", help="continuous, dynamic (request-level batches) or sequential."),
+    max_running: int = typer.Option(16, help="Sequences decoded together."),
+    max_queued: int = typer.Option(64, help="Waiting requests beyond this get HTTP 429."),
+    prefill_token_budget: int = typer.Option(512, help="Prompt tokens prefilled per engine step."),
+    batch_wait_ms: float = typer.Option(20.0, help="dynamic mode: wait this long to fill a batch."),
+    max_model_len: int | None = typer.Option(None, help="Prompt + output tokens per request (default: context)."),
+    default_max_tokens: int = typer.Option(16, help="max_tokens when a request gives none."),
+    request_timeout: float = typer.Option(300.0, help="Seconds before a request is ended."),
+    threads: int | None = typer.Option(None),
+    ray: bool = typer.Option(False, "--ray", help="Run as Ray Serve replicas (pip install genfast[ray])."),
+    min_replicas: int = typer.Option(1, help="--ray: autoscaling lower bound."),
+    max_replicas: int = typer.Option(1, help="--ray: autoscaling upper bound."),
+) -> None:
+    """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
+    from genfast.serving.scheduler import SchedulerConfig
+    from genfast.serving.server import ServeConfig, run
+
+    quiet_libraries()
+    set_threads(threads)
+    cfg = ServeConfig(model=model, backend=backend, device=device, dtype=dtype, host=host, port=port,
+                      scheduler=SchedulerConfig(mode=mode, max_running=max_running, max_queued=max_queued,
+                                                prefill_token_budget=prefill_token_budget,
+                                                batch_wait_s=batch_wait_ms / 1000),
+                      max_model_len=max_model_len, default_max_tokens=default_max_tokens,
+                      request_timeout_s=request_timeout)
+    cfg.scheduler.validate()
+    if ray:
+        from genfast.serving.ray_serve import run_ray
+
+        run_ray(cfg, min_replicas=min_replicas, max_replicas=max_replicas)
+        return
+    run(cfg, on_loaded=lambda: err_console.print(
+        f"genfast serving {model} on http://{host}:{port} ({mode} batching, backend {backend})"))

@@ -1,0 +1,68 @@
+"""Run a real genfast HTTP server on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import torch
+import uvicorn
+
+from genfast.runtime.torch_runtime import TorchRuntime
+from genfast.serving.app import OpenAIServer
+from genfast.serving.async_engine import AsyncEngine
+from genfast.serving.engine_core import EngineCore
+from genfast.serving.metrics import ServingMetrics
+from genfast.serving.scheduler import SchedulerConfig
+
+POISON_TEXT = "POISON"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PoisonableRuntime(TorchRuntime):
+    """Fails the prefill of any prompt that contains the poison token sequence."""
+
+    poison: list[int] = []
+
+    def prefill(self, input_ids, cache=None):
+        ids = input_ids[0].tolist()
+        n = len(self.poison)
+        if n and any(ids[i:i + n] == self.poison for i in range(len(ids) - n + 1)):
+            raise RuntimeError("injected failure")
+        return super().prefill(input_ids, cache)
+
+
+@contextmanager
+def running_server(model, tokenizer, **scheduler):
+    runtime = PoisonableRuntime(model, max_cache_len=128)
+    runtime.poison = tokenizer(POISON_TEXT)["input_ids"]
+    core = EngineCore(runtime, tokenizer, SchedulerConfig(**scheduler))
+    server = OpenAIServer(AsyncEngine(core, ServingMetrics()), tokenizer, "tiny", request_timeout_s=30)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("server did not become ready")
+    try:
+        yield base, server
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=15)
