@@ -35,6 +35,13 @@ def _error(status: int, message: str, kind: str = "invalid_request_error", heade
     return JSONResponse(error_body(message, kind), status_code=status, headers=headers)
 
 
+async def openai_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a malformed body, as OpenAI's 400 error."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return _error(400, f"Invalid request: {where or 'body'}: {first.get('msg', 'malformed')}")
+
+
 def _sse(payload: Any) -> str:
     return f"data: {json.dumps(payload) if not isinstance(payload, str) else payload}\n\n"
 
@@ -66,18 +73,13 @@ class OpenAIServer:
 
     def build(self) -> FastAPI:
         app = FastAPI(title="genfast", lifespan=self.lifespan)
-        app.add_exception_handler(RequestValidationError, self._validation_error)
+        app.add_exception_handler(RequestValidationError, openai_validation_error)
         app.post("/v1/completions")(self.completions)
         app.post("/v1/chat/completions")(self.chat_completions)
         app.get("/v1/models")(self.models)
         app.get("/health")(self.health)
         app.get("/metrics")(self.prometheus)
         return app
-
-    async def _validation_error(self, request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(400, f"Invalid request: {where or 'body'}: {first.get('msg', 'malformed')}")
 
     # --- routes ----------------------------------------------------------------------
     async def models(self):
