@@ -11,6 +11,7 @@ _BUILTIN = {
     "torch": "genfast.backends.torch_backends:TorchBackend",
     "torch-compile": "genfast.backends.torch_backends:TorchCompileBackend",
     "hf": "genfast.backends.torch_backends:HFBackend",
+    "onnxruntime": "genfast.backends.onnxruntime:OnnxRuntimeBackend",
     "tensorrt": "genfast.backends.tensorrt:TensorRTBackend",
 }
 

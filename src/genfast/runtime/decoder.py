@@ -42,24 +42,34 @@ class Block(torch.nn.Module):
             return self.down(F.silu(gate) * up)
         return self.down(F.gelu(self.up(x), approximate="tanh"))
 
-    def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
-                mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int) -> torch.Tensor:
+    def qkv_heads(self, x: torch.Tensor, rope: tuple | None):
+        """Projected, rotated q (batch, heads, T, head_dim) and k, v (batch, kv_heads, T, head_dim)."""
         s = self.shape
         b, t, _ = x.shape
         q, k, v = self.qkv(self.norm1(x)).split([s.heads * s.head_dim, s.kv_heads * s.head_dim,
                                                 s.kv_heads * s.head_dim], dim=-1)
-        # (batch, heads, T, head_dim)
         q = q.view(b, t, s.heads, s.head_dim).transpose(1, 2)
         k = k.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
         v = v.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
-        cache.write(layer, positions, k, v)
-        keys, values = cache.k[layer][:, :, :kv_len], cache.v[layer][:, :, :kv_len]
+        return q, k, v
+
+    def attend_and_mlp(self, x: torch.Tensor, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                       mask: torch.Tensor | None, grouped: bool = True) -> torch.Tensor:
+        """Attention over keys/values (grouped: kv_heads of them; else already one per query head), MLP."""
+        s = self.shape
+        b, t, _ = x.shape
         attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=mask is None,
-                                              enable_gqa=s.kv_heads != s.heads)
+                                              enable_gqa=grouped and s.kv_heads != s.heads)
         x = x + self.out(attn.transpose(1, 2).reshape(b, t, s.heads * s.head_dim))
         return x + self.mlp(self.norm2(x))
+
+    def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
+                mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int) -> torch.Tensor:
+        q, k, v = self.qkv_heads(x, rope)
+        cache.write(layer, positions, k, v)
+        return self.attend_and_mlp(x, q, cache.k[layer][:, :, :kv_len], cache.v[layer][:, :, :kv_len], mask)
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -90,6 +100,16 @@ class FastDecoder(torch.nn.Module):
         p = self.embed.weight
         return StaticKVCache(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype, p.device)
 
+    def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor):
+        """Token (+ learned position) embeddings and the RoPE cos/sin (batch, 1, T, head_dim) if used."""
+        x = self.embed(tokens)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(positions)
+        rope = None
+        if self.shape.family == "llama":
+            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])
+        return x, rope
+
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache, kv_len: int,
                 causal_from_zero: bool = False, last_only: bool = True) -> torch.Tensor:
         """Logits for ``tokens`` (batch, T) at ``positions`` (batch, T); fills the cache.
@@ -98,13 +118,7 @@ class FastDecoder(torch.nn.Module):
         ``causal_from_zero`` says every row starts at position 0 with an empty cache, so plain
         causal attention over the new tokens is exact and no mask is built.
         """
-        x = self.embed(tokens)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed(positions)
-        rope = None
-        if self.shape.family == "llama":
-            # (batch, 1, T, head_dim)
-            rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])
+        x, rope = self.embed_tokens(tokens, positions)
         mask = None
         if not causal_from_zero:
             # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
