@@ -36,6 +36,8 @@ class OrtRuntime:
         self.kv_shape = (kv_heads, head_dim)
         self.device = torch.device("cpu")
         self.path = path
+        # The graph file is almost all weights (the tied or untied embedding included: an upper bound).
+        self.weight_bytes_per_step = path.stat().st_size
 
     def _run(self, ids: np.ndarray, start: int, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         batch, length = ids.shape
