@@ -12,6 +12,7 @@ _BUILTIN = {
     "torch-compile": "genfast.backends.torch_backends:TorchCompileBackend",
     "hf": "genfast.backends.torch_backends:HFBackend",
     "onnxruntime": "genfast.backends.onnxruntime:OnnxRuntimeBackend",
+    "openvino": "genfast.backends.openvino:OpenVINOBackend",
     "tensorrt": "genfast.backends.tensorrt:TensorRTBackend",
 }
 

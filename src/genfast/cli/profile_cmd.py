@@ -64,8 +64,8 @@ def profile(
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     device: str = typer.Option("cpu", help="cpu, cuda[:N], mps, xpu or auto."),
     dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16."),
-    backend: str = typer.Option("torch", help="torch, torch-compile, hf, onnxruntime or tensorrt."),
-    precision: str = typer.Option("fp32", help="Backend precision: fp32, or int8 with onnxruntime."),
+    backend: str = typer.Option("torch", help="torch, torch-compile, hf, onnxruntime, openvino or tensorrt."),
+    precision: str = typer.Option("fp32", help="Backend precision: fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
     report: Path | None = typer.Option(None, help="Write report.md, profile.json and PNG plots here."),
     module: str | None = typer.Option(None, help="Profile FILE.py:FUNCTION returning a genfast.ModuleSpec instead."),
@@ -88,8 +88,8 @@ def profile(
     engine = get_backend(backend)
     handle = load(model, device=device, dtype=dtype)
     workload.validate(handle.context_length)
-    if precision != "fp32" and backend != "onnxruntime":
-        raise ConfigError(f"--precision {precision} is only available with --backend onnxruntime.",
+    if precision != "fp32" and backend not in ("onnxruntime", "openvino"):
+        raise ConfigError(f"--precision {precision} is only available with --backend onnxruntime or openvino.",
                           "Use --dtype for fp16/bf16 with the torch backends.")
     runtime = engine.build(handle, batch=batch_size[0], max_cache_len=max(prompt_len) + new_tokens,
                            precision=precision, threads=threads)
