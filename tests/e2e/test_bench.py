@@ -60,3 +60,15 @@ def test_stage_means_from_metric_text():
     before = {"prefill": (1.0, 2.0)}
     assert stage_means(before, _parse(text)) == {"prefill": 1.0}
     assert stage_means(None, _parse(text)) is None
+
+
+def test_prompts_have_exact_token_length(tokenizer):
+    import random
+
+    from genfast.bench.loadgen import PromptSource
+    from genfast.textdata import stdlib_text
+
+    source = PromptSource(stdlib_text(), tokenizer)
+    rng = random.Random(0)
+    lengths = [len(tokenizer(source.make(32, rng))["input_ids"]) for _ in range(20)]
+    assert all(30 <= n <= 32 for n in lengths) and lengths.count(32) >= 10

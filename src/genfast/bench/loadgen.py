@@ -61,18 +61,31 @@ def _lengths(cfg: LoadConfig, rng: random.Random) -> tuple[int, int]:
     return draw(cfg.prompt_tokens, cfg.prompt_tokens_spread), draw(cfg.max_tokens, cfg.max_tokens_spread)
 
 
-def make_prompt(words: list[str], n_tokens: int, rng: random.Random) -> str:
-    """About ``n_tokens`` tokens of real text (one word-piece is roughly one token of code)."""
-    start = rng.randrange(0, max(1, len(words) - n_tokens))
-    return " ".join(words[start:start + n_tokens])
+class PromptSource:
+    """Prompts cut from real text: exactly N tokens of ``tokenizer`` when given, else N words."""
+
+    def __init__(self, text: str, tokenizer=None) -> None:
+        self.tokenizer = tokenizer
+        self.units = tokenizer(text)["input_ids"] if tokenizer else text.split()
+
+    def make(self, n: int, rng: random.Random) -> str:
+        start = rng.randrange(0, max(1, len(self.units) - n))
+        window = self.units[start:start + n]
+        if self.tokenizer is None:
+            return " ".join(window)
+        # Decoding a window and encoding it again can merge tokens at its edges; trim until exact.
+        text = self.tokenizer.decode(window)
+        while len(self.tokenizer(text)["input_ids"]) > n and text:
+            text = text[:-1]
+        return text
 
 
-async def run_load(cfg: LoadConfig, words: list[str]) -> tuple[list[RequestResult], float]:
+async def run_load(cfg: LoadConfig, prompts_from: PromptSource) -> tuple[list[RequestResult], float]:
     """Issue the requests; return their results (warm-up excluded) and the wall time."""
     cfg.validate()
     rng = random.Random(cfg.seed)
     specs = [_lengths(cfg, rng) for _ in range(cfg.requests + cfg.warmup_requests)]
-    prompts = [make_prompt(words, p, rng) for p, _ in specs]
+    prompts = [prompts_from.make(p, rng) for p, _ in specs]
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(limits=limits) as client:
         for i in range(cfg.warmup_requests):

@@ -13,7 +13,8 @@ from rich.table import Table
 from genfast.cli.common import console, err_console
 
 
-async def _measure(cfg, words) -> dict:
+async def measure(cfg, prompts) -> dict:
+    """One load level: results summarised, with the server's stage times when it is genfast."""
     import httpx
 
     from genfast.bench.loadgen import run_load, summarize_load
@@ -21,7 +22,7 @@ async def _measure(cfg, words) -> dict:
 
     async with httpx.AsyncClient() as client:
         before = await scrape(client, cfg.url)
-    results, wall = await run_load(cfg, words)
+    results, wall = await run_load(cfg, prompts)
     async with httpx.AsyncClient() as client:
         after = await scrape(client, cfg.url)
     summary = summarize_load(cfg, results, wall)
@@ -76,6 +77,8 @@ def bench(
     slo_tpot_ms: float = typer.Option(50.0, help="Goodput SLO on time per output token."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     seed: int = typer.Option(0),
+    tokenizer: str | None = typer.Option(None, help="Model (e.g. demo) whose tokenizer sizes prompts exactly; "
+                                                    "default: prompt length in words."),
     as_json: bool = typer.Option(False, "--json"),
     plot: Path | None = typer.Option(None, help="Write bench.json and latency_vs_load.png here."),
 ) -> None:
@@ -94,11 +97,20 @@ def bench(
         replace(base, concurrency=8)]
     for cfg in levels:
         cfg.validate()
-    words = reference_text().split()
+    from genfast.bench.loadgen import PromptSource
+
+    tok = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        from genfast.models.loading import resolve_model_path
+
+        tok = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer))
+    prompts = PromptSource(reference_text(), tok)
     runs = []
     for cfg in levels:
         err_console.print(f"load: {cfg.concurrency or cfg.rate} {'streams' if cfg.concurrency else 'req/s'}")
-        runs.append(asyncio.run(_measure(cfg, words)))
+        runs.append(asyncio.run(measure(cfg, prompts)))
     if plot:
         from genfast.bench.plots import latency_vs_load
 

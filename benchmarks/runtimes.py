@@ -1,0 +1,156 @@
+"""Every backend x precision against transformers' eager generate(), in one run.
+
+    python benchmarks/runtimes.py [--models demo gpt2-small] [--threads 2]
+
+Each case runs in its own process (so its peak memory is its own): 128-token prompt,
+128 new tokens, batch 1, greedy with EOS ignored, 1 warm-up + 3 counted runs. Writes
+benchmarks/results/runtimes.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+WORK = Path(".genfast-work")
+CASES = [("hf-generate", "fp32"), ("hf", "fp32"), ("torch", "fp32"), ("torch-compile", "fp32"),
+         ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
+         ("openvino", "int4")]
+PROMPT, NEW, REPEATS = 128, 128, 3
+
+
+def model_dir(name: str) -> str:
+    """`demo`, or a GPT-2-small-shaped (124M) random model saved once under .genfast-work/."""
+    if name != "gpt2-small":
+        return name
+    path = WORK / "gpt2-small-random"
+    if not (path / "config.json").exists():
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        from genfast.models.loading import load
+
+        torch.manual_seed(0)
+        GPT2LMHeadModel(GPT2Config()).save_pretrained(path)
+        load("demo").tokenizer.save_pretrained(path)  # ids < 8192 fit GPT-2's 50257-token head
+    return str(path)
+
+
+def _generate_baseline(handle) -> dict:
+    """transformers' own generate(), eager fp32: TTFT from 1-token runs, decode rate from full runs."""
+    from genfast.profiling.memory import weight_bytes_read_per_step
+    from genfast.profiling.workload import prompt_windows
+    from genfast.textdata import reference_text
+
+    ids = prompt_windows(handle.tokenizer(reference_text())["input_ids"], PROMPT, 1, 0)
+    kwargs = dict(do_sample=False, pad_token_id=handle.tokenizer.eos_token_id)
+
+    def timed(n: int) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            handle.model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kwargs)
+        return time.perf_counter() - start
+
+    timed(NEW)  # warm-up
+    ttft = statistics.median(timed(1) for _ in range(REPEATS))
+    full = statistics.median(timed(NEW) for _ in range(REPEATS))
+    decode_tps = (NEW - 1) / (full - ttft)
+    return {"ttft_s": ttft, "decode_tokens_per_s": decode_tps, "e2e_s": full,
+            "weight_bytes_per_step": weight_bytes_read_per_step(handle.model)}
+
+
+def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
+    import resource
+
+    from genfast.backends.registry import get_backend
+    from genfast.models.loading import load
+    from genfast.profiling.hardware import memory_read_bandwidth
+    from genfast.profiling.llm import profile_llm
+    from genfast.profiling.workload import Workload
+
+    torch.set_num_threads(threads)
+    handle = load(model_dir(model))
+    bandwidth = memory_read_bandwidth()
+    if backend == "hf-generate":
+        out = _generate_baseline(handle)
+    else:
+        start = time.perf_counter()
+        runtime = get_backend(backend).build(handle, precision=precision, threads=threads, batch=1,
+                                             max_cache_len=PROMPT + NEW)
+        build_s = time.perf_counter() - start
+        r = profile_llm(handle, Workload(prompt_lens=[PROMPT], output_len=NEW, repeats=REPEATS, warmup=1),
+                        runtime=runtime)
+        case = r["cases"][0]
+        out = {"ttft_s": case["ttft_s"]["median"], "decode_tokens_per_s": case["decode_tokens_per_s"]["median"],
+               "e2e_s": case["e2e_s"]["median"], "weight_bytes_per_step": case["roofline"]["weight_bytes_per_step"],
+               "build_s": build_s, "compile_time_s": r["runtime"]["compile_time_s"],
+               "decode_forward_s": case["stages_s"]["decode_forward"]["median"],
+               "sample_s": case["stages_s"]["sample"]["median"]}
+    out["ceiling_tokens_per_s"] = bandwidth / out["weight_bytes_per_step"]
+    out["roofline_fraction"] = out["decode_tokens_per_s"] / out["ceiling_tokens_per_s"]
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["bandwidth_gbs"] = bandwidth / 1e9
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["demo", "gpt2-small"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "BACKEND", "PRECISION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.threads)))
+        return
+
+    results = []
+    for model in args.models:
+        model_dir(model)
+        for backend, precision in CASES:
+            proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--one", model, backend,
+                                   precision], capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                results.append({"model": model, "backend": backend, "precision": precision, "error": tail})
+                print(f"{model} {backend} {precision}: FAILED {tail}", flush=True)
+                continue
+            row = {"model": model, "backend": backend, "precision": precision,
+                   **json.loads(proc.stdout.strip().splitlines()[-1])}
+            results.append(row)
+            print(f"{model} {backend} {precision}: {row['decode_tokens_per_s']:.1f} tok/s, "
+                  f"TTFT {row['ttft_s'] * 1e3:.1f} ms", flush=True)
+
+    lines = ["| model | backend | precision | TTFT ms | decode tok/s | vs generate() | peak RSS MiB | "
+             "weights MB/step | % of roofline |", "|---|---|---|---|---|---|---|---|---|"]
+    for model in args.models:
+        base = next((r for r in results if r["model"] == model and r["backend"] == "hf-generate" and "error" not in r),
+                    None)
+        for r in (r for r in results if r["model"] == model):
+            if "error" in r:
+                lines.append(f"| {model} | {r['backend']} | {r['precision']} | failed: {r['error'][:80]} |||||||")
+                continue
+            speedup = f"{r['decode_tokens_per_s'] / base['decode_tokens_per_s']:.2f}x" if base else "-"
+            lines.append(f"| {model} | {r['backend']} | {r['precision']} | {r['ttft_s'] * 1e3:.1f} | "
+                         f"{r['decode_tokens_per_s']:.1f} | {speedup} | {r['peak_rss_mib']:.0f} | "
+                         f"{r['weight_bytes_per_step'] / 1e6:.1f} | {r['roofline_fraction']:.0%} |")
+    bw = next((r["bandwidth_gbs"] for r in results if "bandwidth_gbs" in r), float("nan"))
+    header = (f"{platform.processor() or platform.machine()}, {args.threads} threads, measured read bandwidth "
+              f"{bw:.1f} GB/s; prompt {PROMPT}, {NEW} new tokens, batch 1, medians of {REPEATS} runs after 1 "
+              f"warm-up; command: `python benchmarks/runtimes.py`. Peak RSS includes the transformers model "
+              f"every case loads first.")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "runtimes.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "runtimes.md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
