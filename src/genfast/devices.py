@@ -49,6 +49,20 @@ def resolve_dtype(name: str) -> torch.dtype:
         raise ConfigError(f"Unknown dtype {name!r}.", "Use one of: fp32, fp16, bf16.") from None
 
 
+def precision_warning(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why ``dtype`` on ``device`` will likely be slower than fp32, or None when it is native."""
+    if device.type != "cpu" or dtype == torch.float32:
+        return None
+    from genfast.profiling.hardware import cpu_supports
+
+    if dtype == torch.bfloat16 and not (cpu_supports("avx512_bf16") or cpu_supports("amx_bf16")):
+        return ("bf16 on a CPU without AVX512-BF16 or AMX runs emulated and is usually slower than fp32; "
+                "use --dtype fp32 here.")
+    if dtype == torch.float16 and not (cpu_supports("avx512_fp16") or cpu_supports("amx_fp16")):
+        return "fp16 on a CPU without AVX512-FP16 or AMX-FP16 is usually slower than fp32; use --dtype fp32 here."
+    return None
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` so a timer measures it, not its launch."""
     if device.type == "cuda":

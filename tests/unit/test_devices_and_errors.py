@@ -32,3 +32,16 @@ def test_dtypes():
 def test_error_string_has_message_and_hint():
     err = GenfastError("It broke.", "Do this.")
     assert str(err) == "It broke. Hint: Do this."
+
+
+def test_low_precision_warning_follows_the_cpu_flags(monkeypatch):
+    from genfast.devices import precision_warning
+    from genfast.profiling import hardware
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    assert "slower than fp32" in precision_warning(cpu, torch.bfloat16)
+    assert "slower than fp32" in precision_warning(cpu, torch.float16)
+    assert precision_warning(cpu, torch.float32) is None
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx512_bf16"})
+    assert precision_warning(cpu, torch.bfloat16) is None

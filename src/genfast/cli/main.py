@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 
 import click
 import typer
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = envs.debug() or "--debug" in args
     args = [a for a in args if a != "--debug"]
+    if not debug:  # library warnings as one plain line, not file:line plus source
+        warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
     try:
         app(args=args, prog_name="genfast", standalone_mode=False)
     except GenfastError as exc:

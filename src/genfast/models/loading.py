@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
 from genfast import envs
-from genfast.devices import resolve_device, resolve_dtype
+from genfast.devices import precision_warning, resolve_device, resolve_dtype
 from genfast.errors import ModelLoadError
 from genfast.models.handle import ModelHandle
 
@@ -130,6 +131,9 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    warning = precision_warning(target, torch_dtype)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     path = resolve_model_path(source)
     _check_causal_lm_dir(path)
     try:

@@ -1,0 +1,72 @@
+"""The bundled demo model: offline loading, real learning, and the quality checks on it."""
+
+import copy
+import json
+import re
+
+import pytest
+import torch
+
+from genfast import envs
+from genfast.models.loading import load
+from genfast.quality.budget import QualityBudget
+from genfast.quality.compare import QualitySettings, compare
+from genfast.runtime.generate import generate
+from genfast.runtime.torch_runtime import TorchRuntime
+from genfast.textdata import demo_heldout_text
+
+SETTINGS = QualitySettings(window=128, max_windows=24, prompts=6, prompt_len=32, new_tokens=16, resamples=200)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load("demo")
+
+
+def test_loads_offline_with_plain_transformers(monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = envs.demo_model_dir()
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # grouped-query attention
+    assert 7000 < len(tokenizer) <= 8192
+    assert 10e6 < sum(p.numel() for p in model.parameters()) < 30e6
+
+
+def test_training_record_and_heldout_text():
+    record = json.loads((envs.demo_model_dir() / "training.json").read_text())
+    assert record["heldout_perplexity"] < record["unigram_perplexity"] / 5
+    assert record["corpus"]["heldout_files"] > 0 and len(record["corpus"]["sha256"]) == 64
+    text = demo_heldout_text()
+    assert 10_000 < len(text) <= 400_000
+
+
+def test_greedy_completions_look_like_python(demo):
+    runtime = TorchRuntime(demo.model)
+    patterns = {"def ": r"^def \w+\(", "class ": r"^class \w+", "import ": r"^import \w+"}
+    for prompt, pattern in patterns.items():
+        ids = torch.tensor([demo.tokenizer(prompt)["input_ids"]])
+        text = prompt + demo.tokenizer.decode(generate(runtime, ids, 16)[0])
+        assert re.match(pattern, text), text
+
+
+def test_reference_against_itself_passes(demo):
+    result = compare(demo, demo, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse("0%", "1.0", "0"))
+    assert result["budget"]["passed"]
+    assert result["kl"]["value"] == pytest.approx(0, abs=1e-6) and result["top1_agreement"]["value"] == 1.0
+    assert result["greedy"]["agreement"]["value"] == 1.0
+
+
+def test_noise_damaged_copy_fails_the_budget(demo):
+    damaged = copy.deepcopy(demo.model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in damaged.parameters():
+            p.add_(torch.randn_like(p) * 0.3 * p.std())
+    result = compare(demo, damaged, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse("2%", "0.95"))
+    assert not result["budget"]["passed"]
+    change = result["perplexity"]["relative_change"]
+    assert change["value"] > 0.02 and result["perplexity"]["significant"]
