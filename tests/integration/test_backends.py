@@ -82,3 +82,23 @@ def test_torch_compile_equals_transformers(tokenizer, arch_name):
     assert runtime.compile_time_s > 0
     ids = _ids()
     assert torch.equal(generate(runtime, ids, 24), generate(HFRuntime(model), ids, 24))
+
+
+def test_autocast_is_refused_where_the_cpu_would_emulate_it(tokenizer, monkeypatch):
+    from genfast.profiling import hardware
+
+    model, _ = tiny_model("llama", tokenizer)
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx2"})
+    with pytest.raises(ConfigError, match="not native on this CPU"):
+        get_backend("torch").build(from_model(model, tokenizer), autocast="bf16")
+
+
+def test_bf16_autocast_where_native(tokenizer, monkeypatch):
+    from genfast.profiling import hardware
+
+    model, _ = tiny_model("llama", tokenizer)
+    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx512_bf16"})
+    runtime = get_backend("torch").build(from_model(model, tokenizer), autocast="bf16")
+    assert runtime.logits(_ids()).dtype == torch.bfloat16
+    agree = (generate(runtime, _ids(), 16) == generate(HFRuntime(model), _ids(), 16)).float().mean()
+    assert agree > 0.8

@@ -15,6 +15,21 @@ _TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32"
                            quantization=("int8-dynamic", "int8-weight", "int4-weight"))
 
 
+def autocast_dtype(handle: ModelHandle, options: dict) -> torch.dtype | None:
+    """The ``autocast`` option as a dtype, refused on CPUs that would only emulate it."""
+    from genfast.devices import precision_warning, resolve_dtype
+    from genfast.errors import ConfigError
+
+    name = options.get("autocast")
+    if not name:
+        return None
+    dtype = resolve_dtype(name)
+    warning = precision_warning(handle.device, dtype)
+    if warning:
+        raise ConfigError(f"Autocast to {name} is not native on this CPU: {warning}", "Leave --autocast off here.")
+    return dtype
+
+
 class HFBackend:
     """transformers' own forward with its dynamic KV cache; works for every causal LM."""
 
@@ -44,7 +59,8 @@ class TorchBackend:
         from genfast.runtime.torch_runtime import TorchRuntime
 
         try:
-            return TorchRuntime(handle.model, max_cache_len=options.get("max_cache_len"))
+            return TorchRuntime(handle.model, max_cache_len=options.get("max_cache_len"),
+                                autocast=autocast_dtype(handle, options))
         except UnsupportedModelError as exc:
             warnings.warn(f"{exc.message} Using transformers' forward (backend hf) instead.", stacklevel=2)
             return HFBackend().build(handle)
@@ -68,7 +84,7 @@ class TorchCompileBackend:
         from genfast.runtime.compiled import CompiledTorchRuntime
 
         runtime = CompiledTorchRuntime(handle.model, max_cache_len=options.get("max_cache_len"),
-                                       mode=options.get("compile_mode"))
+                                       mode=options.get("compile_mode"), autocast=autocast_dtype(handle, options))
         start = time.perf_counter()
         try:
             runtime.warm_up(batch=options.get("batch", 1))

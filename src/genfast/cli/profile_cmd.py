@@ -65,6 +65,7 @@ def profile(
     device: str = typer.Option("cpu", help="cpu, cuda[:N], mps, xpu or auto."),
     dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16."),
     backend: str = typer.Option("torch", help="torch, torch-compile, hf, onnxruntime, openvino or tensorrt."),
+    autocast: str | None = typer.Option(None, help="torch backends: run matmuls in fp16/bf16 (mixed precision)."),
     precision: str = typer.Option("fp32", help="Backend precision: fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
     report: Path | None = typer.Option(None, help="Write report.md, profile.json and PNG plots here."),
@@ -92,7 +93,7 @@ def profile(
         raise ConfigError(f"--precision {precision} is only available with --backend onnxruntime or openvino.",
                           "Use --dtype for fp16/bf16 with the torch backends.")
     runtime = engine.build(handle, batch=batch_size[0], max_cache_len=max(prompt_len) + new_tokens,
-                           precision=precision, threads=threads)
+                           precision=precision, threads=threads, autocast=autocast)
     total = len(prompt_len) * len(batch_size) * (warmup + repeats)
     with Progress(console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("profiling", total=total)

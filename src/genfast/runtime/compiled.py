@@ -16,8 +16,9 @@ class CompiledTorchRuntime(TorchRuntime):
 
     name = "torch-compile"
 
-    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None, mode: str | None = None) -> None:
-        super().__init__(model, max_cache_len)
+    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None, mode: str | None = None,
+                 autocast: torch.dtype | None = None) -> None:
+        super().__init__(model, max_cache_len, autocast)
         self.compile_time_s: float | None = None
         self._step = torch.compile(self._decode_step, mode=mode, dynamic=False, fullgraph=True)
 
@@ -29,7 +30,8 @@ class CompiledTorchRuntime(TorchRuntime):
         if max(cache.lengths) + 1 > cache.max_len:
             return super().decode(tokens, cache)  # raises the clear "cache is full" error
         positions = torch.tensor(cache.lengths, device=self.device)[:, None]
-        logits = self._step(tokens[:, None], positions, cache)
+        with self._precision():
+            logits = self._step(tokens[:, None], positions, cache)
         cache.advance(1)
         return logits[:, -1], cache
 

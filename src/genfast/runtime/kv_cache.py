@@ -29,8 +29,9 @@ class StaticKVCache:
         """Store k, v (batch, kv_heads, T, head_dim) at ``positions`` (batch, T)."""
         rows = torch.arange(k.shape[0], device=k.device)[:, None]
         # Advanced indices around a slice go first: the target view is (batch, T, kv_heads, head_dim).
-        self.k[layer][rows, :, positions] = k.transpose(1, 2)
-        self.v[layer][rows, :, positions] = v.transpose(1, 2)
+        # (mixed precision hands bf16/fp16 keys to an fp32 cache: stored in the cache's dtype)
+        self.k[layer][rows, :, positions] = k.transpose(1, 2).to(self.k[layer].dtype)
+        self.v[layer][rows, :, positions] = v.transpose(1, 2).to(self.v[layer].dtype)
 
     def view(self, start: int, stop: int) -> StaticKVCache:
         """Rows ``start:stop`` as a cache sharing this one's memory (lengths start at 0)."""

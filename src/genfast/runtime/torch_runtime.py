@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from genfast.errors import ConfigError
@@ -15,10 +17,18 @@ class TorchRuntime:
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, max_cache_len: int | None = None,
+                 autocast: torch.dtype | None = None) -> None:
         self.decoder: FastDecoder = to_fast_decoder(model) if not isinstance(model, FastDecoder) else model
         self.device = self.decoder.embed.weight.device
         self.max_cache_len = max_cache_len or self.decoder.shape.max_positions
+        self.autocast = autocast
+        """Run matmuls in this dtype under torch.autocast (weights and cache stay as they are)."""
+
+    def _precision(self):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
 
     def _positions(self, start: int, length: int, batch: int) -> torch.Tensor:
         # (batch, length)
@@ -34,8 +44,9 @@ class TorchRuntime:
         cache = cache or self.new_cache(batch)
         if length > cache.max_len:
             raise ConfigError(f"Prompt of {length} tokens exceeds the cache of {cache.max_len}.")
-        logits = self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
-                              causal_from_zero=True)
+        with self._precision():
+            logits = self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
+                                  causal_from_zero=True)
         cache.advance(length)
         return logits[:, -1], cache
 
@@ -46,7 +57,8 @@ class TorchRuntime:
             raise ConfigError(f"The KV cache is full ({cache.max_len} positions).",
                               "Generate fewer tokens or raise max_cache_len.")
         positions = torch.tensor(cache.lengths, device=self.device)[:, None]
-        logits = self.decoder(tokens[:, None], positions, cache, kv_len=kv_len)
+        with self._precision():
+            logits = self.decoder(tokens[:, None], positions, cache, kv_len=kv_len)
         cache.advance(1)
         return logits[:, -1], cache
 
@@ -54,5 +66,6 @@ class TorchRuntime:
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         batch, length = input_ids.shape
         cache = self.decoder.new_cache(batch, length)
-        return self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
-                            causal_from_zero=True, last_only=False)
+        with self._precision():
+            return self.decoder(input_ids, self._positions(0, length, batch), cache, kv_len=length,
+                                causal_from_zero=True, last_only=False)
