@@ -36,7 +36,7 @@ class TensorRTBackend:
         precision = options.get("precision", "fp32")
         if precision not in ("fp32", "fp16"):
             raise ConfigError(f"tensorrt precision {precision!r} is not supported.", "Use fp32 or fp16.")
-        decoder = to_fast_decoder(handle.model.float().cpu())
+        decoder = to_fast_decoder(handle.model)
         s = decoder.shape
         max_len = options.get("max_cache_len") or s.max_positions
         with tempfile.TemporaryDirectory(prefix="genfast-trt-") as tmp:
