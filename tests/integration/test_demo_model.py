@@ -70,3 +70,34 @@ def test_noise_damaged_copy_fails_the_budget(demo):
     assert not result["budget"]["passed"]
     change = result["perplexity"]["relative_change"]
     assert change["value"] > 0.02 and result["perplexity"]["significant"]
+
+
+def _demo_prompts(demo, batch=2, length=32):
+    from genfast.profiling.workload import prompt_windows
+
+    return prompt_windows(demo.tokenizer(demo_heldout_text())["input_ids"], length, batch, seed=1)
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-compile", "onnxruntime", "openvino"])
+def test_every_backend_matches_the_fp32_reference_for_32_tokens(demo, backend):
+    pytest.importorskip({"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(backend, "torch"))
+    from genfast.backends.registry import get_backend
+    from genfast.runtime.hf import HFRuntime
+
+    ids = _demo_prompts(demo)
+    runtime = get_backend(backend).build(demo, batch=2, max_cache_len=80)
+    assert torch.equal(generate(runtime, ids, 32), generate(HFRuntime(demo.model), ids, 32))
+
+
+@pytest.mark.parametrize("backend, precision, budget", [
+    ("onnxruntime", "int8", ("3%", "0.9")),
+    ("openvino", "int8", ("2%", "0.95")),
+    ("openvino", "int4", ("10%", "0.8")),
+])
+def test_quantized_backends_stay_inside_the_budget(demo, backend, precision, budget):
+    pytest.importorskip(backend)
+    from genfast.backends.registry import get_backend
+
+    runtime = get_backend(backend).build(demo, precision=precision)
+    result = compare(demo, runtime, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse(*budget))
+    assert result["budget"]["passed"], (result["perplexity"]["relative_change"], result["budget"]["failures"])
