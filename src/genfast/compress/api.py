@@ -1,0 +1,55 @@
+"""The registry of transforms and the recipe every transformed model carries."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+from genfast.errors import ConfigError
+
+C = TypeVar("C")
+_TRANSFORMS: dict[type, Callable[[torch.nn.Module, Any, Any], torch.nn.Module]] = {}
+_RECIPE_ATTR = "_genfast_recipe"
+
+
+def register(config_type: type[C]) -> Callable:
+    """Decorator: ``fn(model, config, tokenizer) -> model`` applies configs of ``config_type``
+    (``tokenizer`` is None when a bare module was given)."""
+
+    def wrap(fn: Callable[[torch.nn.Module, C, Any], torch.nn.Module]) -> Callable:
+        _TRANSFORMS[config_type] = fn
+        return fn
+
+    return wrap
+
+
+def recipe_of(model: torch.nn.Module) -> list[dict]:
+    """The steps applied to ``model`` so far, in order (saved as ``recipe.json`` with artifacts)."""
+    return list(getattr(model, _RECIPE_ATTR, []))
+
+
+def compress_(target: Any, config: Any) -> torch.nn.Module:
+    """Apply the transform registered for ``type(config)`` in place and record it.
+
+    ``target`` is a ModelHandle (its tokenizer is used for calibration text) or a module.
+    """
+    from genfast.models.handle import ModelHandle
+
+    model, tokenizer = (target.model, target.tokenizer) if isinstance(target, ModelHandle) else (target, None)
+    transform = _TRANSFORMS.get(type(config))
+    if transform is None:
+        known = ", ".join(sorted(t.__name__ for t in _TRANSFORMS)) or "none registered"
+        raise ConfigError(f"No compression technique takes a {type(config).__name__}.", f"Use one of: {known}.")
+    validate = getattr(config, "validate", None)
+    if validate:
+        validate()
+    recipe = recipe_of(model)
+    model = transform(model, config, tokenizer)
+    step = {"technique": type(config).__name__, **dataclasses.asdict(config)}
+    setattr(model, _RECIPE_ATTR, recipe + [step])
+    if isinstance(target, ModelHandle):
+        target.model, target.recipe = model, {"steps": recipe + [step]}
+    return model

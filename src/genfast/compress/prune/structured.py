@@ -1,0 +1,162 @@
+"""Structured pruning that shrinks the matrices: FFN channels and whole decoder layers.
+
+Importance comes from a little calibration text (standard-library code, not the held-out
+evaluation text), and the model's config is updated so the result saves and reloads with
+transformers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from genfast.compress.api import register
+from genfast.errors import ConfigError
+
+LLAMA_FAMILY = ("llama", "qwen2", "mistral")
+
+
+def _family(model) -> str:
+    model_type = getattr(model.config, "model_type", None)
+    if model_type in LLAMA_FAMILY:
+        return "llama"
+    if model_type == "gpt2":
+        return "gpt2"
+    raise ConfigError(f"Structured pruning cannot find the layers of a {model_type!r} model.",
+                      f"It supports {', '.join(LLAMA_FAMILY)} and gpt2.")
+
+
+def _layers(model) -> torch.nn.ModuleList:
+    return model.model.layers if _family(model) == "llama" else model.transformer.h
+
+
+def _calibration_ids(model, tokenizer, tokens: int) -> torch.Tensor:
+    """``tokens`` ids of standard-library code (random ids when no tokenizer was given): (1, tokens)."""
+    if tokenizer is not None:
+        from genfast.textdata import stdlib_text
+
+        return torch.tensor([tokenizer(stdlib_text(20 * tokens))["input_ids"][:tokens]])
+    vocab = model.get_input_embeddings().num_embeddings
+    return torch.randint(0, vocab, (1, tokens), generator=torch.Generator().manual_seed(0))
+
+
+@dataclass
+class PruneFFN:
+    fraction: float = 0.25
+    """Share of each layer's FFN intermediate channels removed, in [0, 1)."""
+    calibration_tokens: int = 256
+    version: int = 1
+
+    def validate(self) -> None:
+        if not 0 <= self.fraction < 1:
+            raise ConfigError(f"FFN prune fraction must be in [0, 1), got {self.fraction}.", "e.g. --prune ffn=0.25")
+
+
+@dataclass
+class PruneLayers:
+    count: int = 1
+    """Decoder layers removed (the ones whose output differs least from their input)."""
+    calibration_tokens: int = 256
+    version: int = 1
+
+    def validate(self) -> None:
+        if self.count < 0:
+            raise ConfigError(f"Cannot remove {self.count} layers.", "e.g. --prune layers=1")
+
+
+def _ffn_parts(layer, family: str):
+    """(weights whose output rows are channels, weight whose input columns are channels)."""
+    if family == "llama":
+        return [layer.mlp.gate_proj, layer.mlp.up_proj], layer.mlp.down_proj
+    return [layer.mlp.c_fc], layer.mlp.c_proj
+
+
+def _channel_activity(model, ids: torch.Tensor, family: str) -> list[torch.Tensor]:
+    """Mean |input| of each layer's FFN output projection, per channel, on calibration ids."""
+    acts, hooks = [], []
+    for layer in _layers(model):
+        _, down = _ffn_parts(layer, family)
+        store: list[torch.Tensor] = []
+        acts.append(store)
+        hooks.append(down.register_forward_hook(lambda m, inp, out, s=store: s.append(inp[0].abs().mean((0, 1)))))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids.to(model.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return [s[0] for s in acts]
+
+
+def _keep_rows(linear, keep: torch.Tensor) -> None:
+    """Keep output channels ``keep`` of a Linear (weight rows) or Conv1D (weight columns)."""
+    if isinstance(linear, torch.nn.Linear):
+        linear.weight = torch.nn.Parameter(linear.weight.data[keep].clone())
+        linear.out_features = len(keep)
+    else:  # GPT-2 Conv1D stores (in, out)
+        linear.weight = torch.nn.Parameter(linear.weight.data[:, keep].clone())
+        linear.nf = len(keep)
+    if linear.bias is not None:
+        linear.bias = torch.nn.Parameter(linear.bias.data[keep].clone())
+
+
+def _keep_inputs(linear, keep: torch.Tensor) -> None:
+    """Keep input channels ``keep`` of a Linear (weight columns) or Conv1D (weight rows)."""
+    if isinstance(linear, torch.nn.Linear):
+        linear.weight = torch.nn.Parameter(linear.weight.data[:, keep].clone())
+        linear.in_features = len(keep)
+    else:
+        linear.weight = torch.nn.Parameter(linear.weight.data[keep].clone())
+
+
+@register(PruneFFN)
+@torch.no_grad()
+def prune_ffn(model, cfg: PruneFFN, tokenizer=None):
+    family = _family(model)
+    activity = _channel_activity(model, _calibration_ids(model, tokenizer, cfg.calibration_tokens), family)
+    width = _ffn_parts(_layers(model)[0], family)[1].weight.shape[1 if family == "llama" else 0]
+    keep_n = width - int(round(cfg.fraction * width))
+    for layer, act in zip(_layers(model), activity):
+        ups, down = _ffn_parts(layer, family)
+        out_norm = down.weight.norm(dim=0) if family == "llama" else down.weight.norm(dim=1)
+        keep = (act * out_norm).topk(keep_n).indices.sort().values
+        for up in ups:
+            _keep_rows(up, keep)
+        _keep_inputs(down, keep)
+    if family == "llama":
+        model.config.intermediate_size = keep_n
+    else:
+        model.config.n_inner = keep_n
+    return model
+
+
+@register(PruneLayers)
+@torch.no_grad()
+def prune_layers(model, cfg: PruneLayers, tokenizer=None):
+    layers = _layers(model)
+    if cfg.count >= len(layers):
+        raise ConfigError(f"Cannot remove {cfg.count} of {len(layers)} layers.",
+                          f"Remove at most {len(layers) - 1}.")
+    if cfg.count == 0:
+        return model
+    ids = _calibration_ids(model, tokenizer, cfg.calibration_tokens).to(model.device)
+    states = model(input_ids=ids, output_hidden_states=True).hidden_states  # embeddings + one per layer
+    # A layer whose output points the same way as its input does little: cosine close to 1.
+    change = [1 - torch.nn.functional.cosine_similarity(states[i], states[i + 1], dim=-1).mean().item()
+              for i in range(len(layers))]
+    drop = set(sorted(range(len(layers)), key=lambda i: change[i])[:cfg.count])
+    kept = torch.nn.ModuleList(layer for i, layer in enumerate(layers) if i not in drop)
+    for new_index, layer in enumerate(kept):
+        attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None)
+        if attn is not None and hasattr(attn, "layer_idx"):
+            attn.layer_idx = new_index  # the KV cache is indexed by layer
+    if _family(model) == "llama":
+        model.model.layers = kept
+        model.config.num_hidden_layers = len(kept)
+        if getattr(model.config, "layer_types", None):
+            model.config.layer_types = [t for i, t in enumerate(model.config.layer_types) if i not in drop]
+    else:
+        model.transformer.h = kept
+        model.config.n_layer = len(kept)
+    return model
