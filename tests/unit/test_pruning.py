@@ -78,3 +78,29 @@ def test_unsupported_family_is_a_clear_error(tokenizer):
                                    num_attention_heads=2, ffn_dim=64, word_embed_proj_dim=32))
     with pytest.raises(ConfigError, match="cannot find the layers of a 'opt' model"):
         compress_(opt, PruneFFN(0.25))
+
+
+@pytest.mark.parametrize("arch_name", ["llama", "qwen2"])
+def test_head_pruning_removes_whole_kv_groups_and_reloads(tokenizer, tmp_path, arch_name):
+    from genfast.compress.prune import PruneHeads
+
+    model, _ = tiny_model(arch_name, tokenizer)  # 4 query heads, 2 key/value heads, head_dim 16
+    handle = from_model(model, tokenizer)
+    compress_(handle, PruneHeads(fraction=0.5))
+    attn = handle.model.model.layers[0].self_attn
+    assert (handle.config.num_attention_heads, handle.config.num_key_value_heads) == (2, 1)
+    assert attn.q_proj.out_features == 32 and attn.k_proj.out_features == 16 and attn.o_proj.in_features == 32
+    ids = torch.randint(1, 400, (1, 8))
+    ref = handle.model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert torch.equal(generate(TorchRuntime(handle.model), ids, 6), ref[:, 8:])
+    handle.model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    torch.testing.assert_close(load(str(tmp_path)).model(ids).logits, handle.model(ids).logits)
+
+
+def test_pruning_every_head_is_refused(tokenizer):
+    from genfast.compress.prune import PruneHeads
+
+    model, _ = tiny_model("llama", tokenizer)
+    with pytest.raises(ConfigError, match="remove all 2 key/value groups"):
+        compress_(model, PruneHeads(fraction=0.9))

@@ -160,3 +160,60 @@ def prune_layers(model, cfg: PruneLayers, tokenizer=None):
         model.transformer.h = kept
         model.config.n_layer = len(kept)
     return model
+
+
+@dataclass
+class PruneHeads:
+    fraction: float = 0.25
+    """Share of attention removed, in whole key/value groups (a KV head and the query heads that
+    share it), so grouped-query attention keeps its ratio. Llama-family models."""
+    calibration_tokens: int = 256
+    version: int = 1
+
+    def validate(self) -> None:
+        if not 0 <= self.fraction < 1:
+            raise ConfigError(f"Head prune fraction must be in [0, 1), got {self.fraction}.", "e.g. --prune heads=0.25")
+
+
+@register(PruneHeads)
+@torch.no_grad()
+def prune_heads(model, cfg: PruneHeads, tokenizer=None):
+    if _family(model) != "llama":
+        raise ConfigError("Head pruning supports Llama-family models (Llama, Qwen2, Mistral).",
+                          "Use --prune ffn=... or layers=... for GPT-2.")
+    c = model.config
+    heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
+    head_dim = model.model.layers[0].self_attn.q_proj.out_features // heads
+    rep = heads // kv_heads
+    drop_n = int(round(cfg.fraction * kv_heads))
+    if drop_n >= kv_heads:
+        raise ConfigError(f"Pruning {cfg.fraction:.0%} would remove all {kv_heads} key/value groups.",
+                          f"Use a fraction below {(kv_heads - 1) / kv_heads + 0.5 / kv_heads:.2f}.")
+    if drop_n == 0:
+        return model
+    # Importance of a group: mean |input| of o_proj over its heads' channels x those columns' norms.
+    acts, hooks = [], []
+    for layer in model.model.layers:
+        store: list[torch.Tensor] = []
+        acts.append(store)
+        hooks.append(layer.self_attn.o_proj.register_forward_hook(
+            lambda m, inp, out, s=store: s.append(inp[0].abs().mean((0, 1)))))
+    try:
+        model(input_ids=_calibration_ids(model, tokenizer, cfg.calibration_tokens).to(model.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    for layer, store in zip(model.model.layers, acts):
+        a = layer.self_attn
+        score = (store[0] * a.o_proj.weight.norm(dim=0)).view(kv_heads, rep * head_dim).sum(-1)
+        groups = score.topk(kv_heads - drop_n).indices.sort().values
+        q_heads = (groups[:, None] * rep + torch.arange(rep)).flatten()
+        q_rows = (q_heads[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        kv_rows = (groups[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        _keep_rows(a.q_proj, q_rows)
+        _keep_rows(a.k_proj, kv_rows)
+        _keep_rows(a.v_proj, kv_rows)
+        _keep_inputs(a.o_proj, q_rows)
+    c.num_attention_heads, c.num_key_value_heads = heads - drop_n * rep, kv_heads - drop_n
+    c.head_dim = head_dim  # no longer hidden_size / heads
+    return model
