@@ -45,12 +45,21 @@ def test_training_record_and_heldout_text():
 
 
 def test_greedy_completions_look_like_python(demo):
+    import io
+    import tokenize
+
+    from genfast.runtime.healing import complete
+
     runtime = TorchRuntime(demo.model)
-    patterns = {"def ": r"^def \w+\(", "class ": r"^class \w+", "import ": r"^import \w+"}
+    # a name after `def`, a module after `import`, a name or base list after `class`
+    patterns = {"def ": r"^def [A-Za-z_]\w*", "import ": r"^import [A-Za-z_][\w.]*", "class ": r"^class [\w(]"}
     for prompt, pattern in patterns.items():
-        ids = torch.tensor([demo.tokenizer(prompt)["input_ids"]])
-        text = prompt + demo.tokenizer.decode(generate(runtime, ids, 16)[0])
+        text = complete(runtime, demo.tokenizer, prompt, 32)
         assert re.match(pattern, text), text
+        lines = text.splitlines(keepends=True)[:-1] or [text]  # the last line may be cut mid-token
+        kinds = {t.type for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+                 if t.type != tokenize.ENDMARKER}
+        assert tokenize.ERRORTOKEN not in kinds and tokenize.NAME in kinds, text
 
 
 def test_reference_against_itself_passes(demo):

@@ -175,10 +175,16 @@ def _save_ckpt(path: Path, model, opt, state: _TrainState) -> None:
     tmp.replace(path)  # atomic: a run killed mid-save keeps the previous checkpoint
 
 
-def _complete(model, tokenizer, prompt: str, new_tokens: int = 48) -> str:
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-    out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(out[0], skip_special_tokens=True)
+SAMPLE_PROMPTS = ("def ", "import ", "class ")
+
+
+def demo_samples(model, tokenizer, new_tokens: int = 48) -> dict[str, str]:
+    """Greedy completions (with token healing) of the prompts the README shows."""
+    from genfast.runtime.healing import complete
+    from genfast.runtime.torch_runtime import TorchRuntime
+
+    runtime = TorchRuntime(model)
+    return {p: complete(runtime, tokenizer, p, new_tokens) for p in SAMPLE_PROMPTS}
 
 
 def _prepare_data(cfg: DemoTrainConfig, split: CorpusSplit, log: Callable[[str], None]):
@@ -288,7 +294,7 @@ def export(cfg, model, tokenizer, data, split: CorpusSplit, state: _TrainState, 
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": cfg.threads,
                     "torch": torch.__version__},
         "history": state.history,
-        "samples": {p: _complete(model, tokenizer, p) for p in ("def ", "import ", "class ")},
+        "samples": demo_samples(model, tokenizer),
     }
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
