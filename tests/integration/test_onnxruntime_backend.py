@@ -62,3 +62,11 @@ def test_failed_export_leaves_the_model_files_intact(tiny_dirs, monkeypatch, tmp
         get_backend("onnxruntime").build(load(str(tiny_dirs["llama"])), export_dir=tmp_path)
     assert {p.name: p.read_bytes() for p in tiny_dirs["llama"].iterdir()} == before
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_roofline_bytes_match_the_torch_count(tokenizer):
+    from genfast.profiling.memory import weight_bytes_read_per_step
+
+    model, _ = tiny_model("gpt2", tokenizer)
+    runtime = get_backend("onnxruntime").build(from_model(model, tokenizer))
+    assert runtime.weight_bytes_per_step == pytest.approx(weight_bytes_read_per_step(model), rel=0.02)

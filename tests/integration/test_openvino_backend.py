@@ -51,3 +51,11 @@ def test_missing_extra_names_the_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "nncf" else real(n, *a))
     with pytest.raises(BackendUnavailableError, match=r"pip install 'genfast\[openvino\]'"):
         get_backend("openvino")
+
+
+def test_roofline_bytes_skip_tables_that_are_only_gathered(tokenizer):
+    from genfast.profiling.memory import weight_bytes_read_per_step
+
+    model, _ = tiny_model("llama", tokenizer)  # tied embeddings: the head reads the table, the lookup gathers
+    runtime = get_backend("openvino").build(from_model(model, tokenizer))
+    assert runtime.weight_bytes_per_step == pytest.approx(weight_bytes_read_per_step(model), rel=0.02)

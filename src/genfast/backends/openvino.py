@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import tempfile
 from pathlib import Path
 
@@ -11,11 +13,6 @@ from genfast.errors import BackendUnavailableError, ConfigError
 from genfast.models.handle import ModelHandle
 
 PRECISIONS = ("fp32", "int8", "int4")
-
-
-def _weight_bytes(model) -> int:
-    """Bytes of the model's constant tensors (its weights, compressed or not)."""
-    return sum(int(op.get_byte_size()) for op in model.get_ops() if op.get_type_name() == "Constant")
 
 
 class OpenVINOBackend:
@@ -34,6 +31,7 @@ class OpenVINOBackend:
         import openvino as ov
 
         from genfast.runtime.convert import to_fast_decoder
+        from genfast.runtime.graph_bytes import openvino_weight_bytes_per_step
         from genfast.runtime.onnx_export import export_onnx
         from genfast.runtime.ov_runtime import OpenVINORuntime
 
@@ -54,9 +52,11 @@ class OpenVINOBackend:
             nncf.set_log_level(logging.ERROR)  # no per-layer tables in genfast's output
             mode = nncf.CompressWeightsMode.INT8_ASYM if precision == "int8" else nncf.CompressWeightsMode.INT4_SYM
             kwargs = {} if precision == "int8" else {"group_size": options.get("group_size", 32), "ratio": 1.0}
-            model = nncf.compress_weights(model, mode=mode, **kwargs)
+            # NNCF draws its own progress bar on the console; genfast's output stays one line per result.
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                model = nncf.compress_weights(model, mode=mode, **kwargs)
         s = decoder.shape
         runtime = OpenVINORuntime(model, s.layers, s.kv_heads, s.head_dim, threads=options.get("threads"),
-                                  weight_bytes=_weight_bytes(model))
+                                  weight_bytes=openvino_weight_bytes_per_step(model))
         runtime.name = f"openvino-{precision}"
         return runtime

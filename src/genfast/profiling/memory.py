@@ -45,12 +45,18 @@ def weight_bytes(model: torch.nn.Module) -> int:
 def weight_bytes_read_per_step(model: torch.nn.Module) -> int:
     """Bytes of weights one decode step reads.
 
-    Every matrix is read once per step, except an input embedding table that is not tied
-    to the output head: a step reads only one row of it per token.
+    Every parameter is read once per step, except embedding tables (token or position) that
+    are not tied to the output head: a step gathers only one row of those per token.
     """
-    total = weight_bytes(model)
-    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if embed is not None and (head is None or head.weight.data_ptr() != embed.weight.data_ptr()):
-        total -= embed.weight.numel() * embed.weight.element_size()
+    head_ptr = head.weight.data_ptr() if head is not None else None
+    gathered = {m.weight.data_ptr() for m in model.modules()
+                if isinstance(m, torch.nn.Embedding) and m.weight.data_ptr() != head_ptr}
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if p.data_ptr() in seen or p.data_ptr() in gathered:
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel() * p.element_size()
     return total

@@ -36,8 +36,9 @@ class OrtRuntime:
         self.kv_shape = (kv_heads, head_dim)
         self.device = torch.device("cpu")
         self.path = path
-        # The graph file is almost all weights (the tied or untied embedding included: an upper bound).
-        self.weight_bytes_per_step = path.stat().st_size
+        from genfast.runtime.graph_bytes import onnx_weight_bytes_per_step
+
+        self.weight_bytes_per_step = onnx_weight_bytes_per_step(path)
 
     def _run(self, ids: np.ndarray, start: int, past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         batch, length = ids.shape
