@@ -63,7 +63,8 @@ def test_train_export_and_resume(tmp_path):
         assert (cfg.out_dir / name).is_file()
     handle = load(str(cfg.out_dir))
     assert handle.config.num_key_value_heads == 1
-    assert json.loads((cfg.out_dir / "training.json").read_text())["corpus"]["heldout_file_list"]
+    corpus = json.loads((cfg.out_dir / "training.json").read_text())["corpus"]
+    assert corpus["heldout_file_list"] and corpus["train_file_list"]
 
     cfg.max_steps = 6
     logs.clear()
