@@ -59,3 +59,34 @@ def test_async_engine_streams_and_cancels(tiny_gpt2):
     assert len(tokens) == 10 and full.finish_reason == "length"
     assert cancelled.finish_reason == "abort" and len(cancelled.output_ids) < 40
     assert not engine.core.running and not engine.core.waiting
+
+
+def test_any_runtime_serves_through_per_request_caches(tiny_llama):
+    """transformers' forward (no row cache) through the adapter equals genfast's batched rows."""
+    from genfast.runtime.hf import HFRuntime
+    from genfast.serving.row_adapter import RowAdapter
+
+    model, tok = tiny_llama
+    params = SamplingParams(max_tokens=10, temperature=0, ignore_eos=True)
+    outputs = []
+    for runtime in (TorchRuntime(model, max_cache_len=64), RowAdapter(HFRuntime(model), max_len=64)):
+        core = EngineCore(runtime, tok, SchedulerConfig(max_running=3))
+        reqs = [core.add(p, params) for p in _prompts(2)]
+        core.step()
+        reqs += [core.add(p, params) for p in _prompts(5)[2:]]  # joins mid-way, finished rows are refilled
+        _run(core)
+        outputs.append([r.output_ids for r in reqs])
+    assert outputs[0] == outputs[1]
+
+
+def test_server_builds_an_engine_for_onnxruntime(tiny_dirs):
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from genfast.serving.server import ServeConfig, build_engine_parts
+
+    _, core, _ = build_engine_parts(ServeConfig(model=str(tiny_dirs["gpt2"]), backend="onnxruntime",
+                                                scheduler=SchedulerConfig(max_running=2)))
+    reqs = [core.add([5, 6, 7], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)) for _ in range(3)]
+    _run(core)
+    assert all(len(r.output_ids) == 6 for r in reqs) and reqs[0].output_ids == reqs[2].output_ids

@@ -11,7 +11,9 @@ def serve(
     model: str = typer.Option("demo", help="`demo`, a model directory, or a `genfast optimize` artifact."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    backend: str = typer.Option("torch", help="torch or torch-compile."),
+    backend: str = typer.Option("torch", help="torch, torch-compile (batched rows), or hf, onnxruntime, openvino, "
+                                              "tensorrt (one forward per request per step)."),
+    precision: str = typer.Option("fp32", help="Backend precision: int8 (onnxruntime, openvino), int4 (openvino)."),
     device: str = typer.Option("cpu"),
     dtype: str = typer.Option("fp32"),
     mode: str = typer.Option("continuous", help="continuous, dynamic (request-level batches) or sequential."),
@@ -33,7 +35,7 @@ def serve(
 
     quiet_libraries()
     set_threads(threads)
-    cfg = ServeConfig(model=model, backend=backend, device=device, dtype=dtype, host=host, port=port,
+    cfg = ServeConfig(model=model, backend=backend, precision=precision, device=device, dtype=dtype, host=host, port=port,
                       scheduler=SchedulerConfig(mode=mode, max_running=max_running, max_queued=max_queued,
                                                 prefill_token_budget=prefill_token_budget,
                                                 batch_wait_s=batch_wait_ms / 1000),

@@ -9,10 +9,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genfast.errors import BackendUnavailableError, ConfigError
+from genfast.errors import ConfigError
 from genfast.serving.scheduler import SchedulerConfig
-
-SERVING_BACKENDS = ("torch", "torch-compile")
 
 
 @dataclass
@@ -21,6 +19,8 @@ class ServeConfig:
 
     model: str = "demo"
     backend: str = "torch"
+    precision: str = "fp32"
+    """Backend precision (int8 / int4 for onnxruntime and openvino)."""
     device: str = "cpu"
     dtype: str = "fp32"
     host: str = "127.0.0.1"
@@ -54,16 +54,15 @@ def build_engine_parts(cfg: ServeConfig):
     from genfast.serving.engine_core import EngineCore
     from genfast.serving.metrics import ServingMetrics
 
-    if cfg.backend not in SERVING_BACKENDS:
-        raise BackendUnavailableError(f"Serving supports the backends {', '.join(SERVING_BACKENDS)}, not {cfg.backend!r}.",
-                                      "Use --backend torch.")
     cfg.scheduler.validate()
+    backend = get_backend(cfg.backend)
     handle = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    runtime = get_backend(cfg.backend).build(handle, batch=cfg.scheduler.max_running, max_cache_len=cfg.max_model_len)
-    if not hasattr(runtime, "new_cache"):
-        raise BackendUnavailableError(f"genfast's decoder does not cover {handle.config.model_type!r} models, so "
-                                      "they cannot be served with continuous batching yet.",
-                                      "Serve a Llama-family or GPT-2 model.")
+    runtime = backend.build(handle, batch=cfg.scheduler.max_running, max_cache_len=cfg.max_model_len,
+                            precision=cfg.precision)
+    if not hasattr(runtime, "new_cache"):  # no batched row cache: each request keeps its own
+        from genfast.serving.row_adapter import RowAdapter
+
+        runtime = RowAdapter(runtime, cfg.max_model_len or handle.context_length)
     core = EngineCore(runtime, handle.tokenizer, cfg.scheduler, max_model_len=cfg.max_model_len)
     return handle, core, ServingMetrics()
 
