@@ -21,6 +21,16 @@ class Capabilities:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def check_cpu_precision(handle: ModelHandle, backend: str, precision: str, allowed: tuple[str, ...]) -> None:
+    """The checks shared by CPU-only backends with named precisions."""
+    from genfast.errors import ConfigError
+
+    if precision not in allowed:
+        raise ConfigError(f"{backend} precision {precision!r} is not supported.", f"Use one of: {', '.join(allowed)}.")
+    if handle.device.type != "cpu":
+        raise ConfigError(f"The {backend} backend runs on the CPU here.", "Use --device cpu.")
+
+
 class Backend(Protocol):
     name: str
     capabilities: Capabilities

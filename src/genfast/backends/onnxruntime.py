@@ -7,8 +7,8 @@ import logging
 import tempfile
 from pathlib import Path
 
-from genfast.backends.base import Capabilities
-from genfast.errors import BackendUnavailableError, ConfigError
+from genfast.backends.base import Capabilities, check_cpu_precision
+from genfast.errors import BackendUnavailableError
 from genfast.models.handle import ModelHandle
 
 PRECISIONS = ("fp32", "int8")
@@ -31,11 +31,7 @@ class OnnxRuntimeBackend:
         from genfast.runtime.ort_runtime import OrtRuntime
 
         precision = options.get("precision", "fp32")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"onnxruntime precision {precision!r} is not supported.",
-                              f"Use one of: {', '.join(PRECISIONS)}.")
-        if handle.device.type != "cpu":
-            raise ConfigError("The onnxruntime backend runs on the CPU here.", "Use --device cpu.")
+        check_cpu_precision(handle, self.name, precision, PRECISIONS)
         tmp = None
         if options.get("export_dir"):
             directory = Path(options["export_dir"])

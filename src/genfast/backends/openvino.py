@@ -8,8 +8,8 @@ import io
 import tempfile
 from pathlib import Path
 
-from genfast.backends.base import Capabilities
-from genfast.errors import BackendUnavailableError, ConfigError
+from genfast.backends.base import Capabilities, check_cpu_precision
+from genfast.errors import BackendUnavailableError
 from genfast.models.handle import ModelHandle
 
 PRECISIONS = ("fp32", "int8", "int4")
@@ -36,11 +36,7 @@ class OpenVINOBackend:
         from genfast.runtime.ov_runtime import OpenVINORuntime
 
         precision = options.get("precision", "fp32")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"openvino precision {precision!r} is not supported.",
-                              f"Use one of: {', '.join(PRECISIONS)}.")
-        if handle.device.type != "cpu":
-            raise ConfigError("The openvino backend runs on the CPU here.", "Use --device cpu.")
+        check_cpu_precision(handle, self.name, precision, PRECISIONS)
         decoder = to_fast_decoder(handle.model)
         with tempfile.TemporaryDirectory(prefix="genfast-ov-") as tmp:
             model = ov.convert_model(str(export_onnx(decoder, Path(tmp) / "model.onnx")))

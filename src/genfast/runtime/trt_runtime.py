@@ -12,7 +12,7 @@ import torch
 
 from genfast.errors import GenfastError
 from genfast.runtime.onnx_export import io_names
-from genfast.runtime.ort_runtime import OrtCache
+from genfast.runtime.past_kv import PastKVCache as OrtCache
 
 
 class EngineBuildError(GenfastError):
