@@ -8,7 +8,6 @@ import time
 from contextlib import contextmanager
 
 import httpx
-import torch
 import uvicorn
 
 from genfast.runtime.torch_runtime import TorchRuntime

@@ -4,7 +4,6 @@ import time
 
 import httpx
 import pytest
-import torch
 
 from genfast.models.tiny import tiny_model
 from tests.serving_helpers import POISON_TEXT, running_server

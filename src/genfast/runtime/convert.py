@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from genfast.errors import ConfigError
 from genfast.runtime.decoder import Block, DecoderShape, FastDecoder
