@@ -10,7 +10,7 @@ import click
 import typer
 
 from genfast import envs
-from genfast.cli import bench_cmd, compare_cmd, profile_cmd, serve_cmd, train_cmd
+from genfast.cli import bench_cmd, compare_cmd, optimize_cmd, profile_cmd, serve_cmd, train_cmd
 from genfast.errors import GenfastError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.command("profile")(profile_cmd.profile)
 app.command("compare")(compare_cmd.compare)
+app.command("optimize")(optimize_cmd.optimize)
 app.command("serve")(serve_cmd.serve)
 app.command("bench")(bench_cmd.bench)
 app.command("train-demo")(train_cmd.train_demo)

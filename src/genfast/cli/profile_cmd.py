@@ -64,9 +64,10 @@ def profile(
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     device: str = typer.Option("cpu", help="cpu, cuda[:N], mps, xpu or auto."),
     dtype: str = typer.Option("fp32", help="fp32, fp16 or bf16."),
-    backend: str = typer.Option("torch", help="torch, torch-compile, hf, onnxruntime, openvino or tensorrt."),
+    backend: str | None = typer.Option(None, help="torch, torch-compile, hf, onnxruntime, openvino or tensorrt "
+                                                  "(default: the artifact's recipe, else torch)."),
     autocast: str | None = typer.Option(None, help="torch backends: run matmuls in fp16/bf16 (mixed precision)."),
-    precision: str = typer.Option("fp32", help="Backend precision: fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
+    precision: str | None = typer.Option(None, help="Backend precision: fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
     report: Path | None = typer.Option(None, help="Write report.md, profile.json and PNG plots here."),
     module: str | None = typer.Option(None, help="Profile FILE.py:FUNCTION returning a genfast.ModuleSpec instead."),
@@ -86,8 +87,10 @@ def profile(
 
     workload = Workload(prompt_lens=prompt_len, output_len=new_tokens, batch_sizes=batch_size,
                         warmup=warmup, repeats=repeats, seed=seed)
-    engine = get_backend(backend)
     handle = load(model, device=device, dtype=dtype)
+    backend = backend or handle.recipe.get("backend", "torch")
+    precision = precision or handle.recipe.get("precision", "fp32")
+    engine = get_backend(backend)
     workload.validate(handle.context_length)
     if precision != "fp32" and backend not in ("onnxruntime", "openvino"):
         raise ConfigError(f"--precision {precision} is only available with --backend onnxruntime or openvino.",

@@ -11,9 +11,10 @@ def serve(
     model: str = typer.Option("demo", help="`demo`, a model directory, or a `genfast optimize` artifact."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    backend: str = typer.Option("torch", help="torch, torch-compile (batched rows), or hf, onnxruntime, openvino, "
-                                              "tensorrt (one forward per request per step)."),
-    precision: str = typer.Option("fp32", help="Backend precision: int8 (onnxruntime, openvino), int4 (openvino)."),
+    backend: str | None = typer.Option(None, help="Default: the artifact's recipe, else torch. Choices: torch, "
+                                       "torch-compile (batched rows), or hf, onnxruntime, openvino, tensorrt "
+                                       "(one forward per request per step)."),
+    precision: str | None = typer.Option(None, help="Backend precision: int8 (onnxruntime, openvino), int4 (openvino)."),
     device: str = typer.Option("cpu"),
     dtype: str = typer.Option("fp32"),
     mode: str = typer.Option("continuous", help="continuous, dynamic (request-level batches) or sequential."),
@@ -48,4 +49,4 @@ def serve(
         run_ray(cfg, min_replicas=min_replicas, max_replicas=max_replicas)
         return
     run(cfg, on_loaded=lambda: err_console.print(
-        f"genfast serving {model} on http://{host}:{port} ({mode} batching, backend {backend})"))
+        f"genfast serving {model} on http://{host}:{port} ({mode} batching, backend {backend or 'from recipe'})"))

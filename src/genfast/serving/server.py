@@ -18,8 +18,9 @@ class ServeConfig:
     """Everything ``genfast serve`` needs; saved nowhere, printed at start."""
 
     model: str = "demo"
-    backend: str = "torch"
-    precision: str = "fp32"
+    backend: str | None = None
+    """None: the artifact's recipe backend, else torch."""
+    precision: str | None = None
     """Backend precision (int8 / int4 for onnxruntime and openvino)."""
     device: str = "cpu"
     dtype: str = "fp32"
@@ -55,10 +56,10 @@ def build_engine_parts(cfg: ServeConfig):
     from genfast.serving.metrics import ServingMetrics
 
     cfg.scheduler.validate()
-    backend = get_backend(cfg.backend)
     handle = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
+    backend = get_backend(cfg.backend or handle.recipe.get("backend", "torch"))
     runtime = backend.build(handle, batch=cfg.scheduler.max_running, max_cache_len=cfg.max_model_len,
-                            precision=cfg.precision)
+                            precision=cfg.precision or handle.recipe.get("precision", "fp32"))
     if not hasattr(runtime, "new_cache"):  # no batched row cache: each request keeps its own
         from genfast.serving.row_adapter import RowAdapter
 

@@ -1,0 +1,62 @@
+"""``genfast optimize``: apply compression steps and a backend, verify, profile, write the artifact."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from genfast.cli.common import console, err_console, quiet_libraries, set_threads
+
+BUDGET_FAILED_EXIT = 3
+
+
+def optimize(
+    model: str = typer.Option("demo", help="`demo` or a model directory (never modified)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
+    prune: list[str] = typer.Option([], help="KIND=AMOUNT, repeatable, in order: unstructured=0.5, ffn=0.25, "
+                                             "heads=0.25, layers=1."),
+    backend: str | None = typer.Option(None, help="Runtime of the result: torch, torch-compile, onnxruntime, openvino."),
+    precision: str | None = typer.Option(None, help="fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
+    recipe: Path | None = typer.Option(None, help="A recipe JSON file (steps, backend, precision) instead of flags."),
+    max_ppl_increase: str | None = typer.Option("2%", help="Quality budget, e.g. 2% or 0.02."),
+    min_top1_agreement: str | None = typer.Option(None, help="e.g. 0.95."),
+    max_kl: str | None = typer.Option(None),
+    min_greedy_agreement: str | None = typer.Option(None),
+    prompt_len: int = typer.Option(128, help="Profiling prompt length."),
+    new_tokens: int = typer.Option(64, help="Profiling output length."),
+    repeats: int = typer.Option(3),
+    threads: int | None = typer.Option(None),
+) -> None:
+    """Compress, verify against the original with your budget, profile before/after, write out/."""
+    from genfast.compress.optimize import optimize as run_optimize
+    from genfast.compress.recipe import Recipe, parse_prune
+    from genfast.errors import ConfigError
+    from genfast.profiling.workload import Workload
+    from genfast.quality.budget import QualityBudget
+    from genfast.report.optimize_report import comparison_rows
+
+    quiet_libraries()
+    set_threads(threads)
+    if recipe and prune:
+        raise ConfigError("Give --recipe or --prune steps, not both.")
+    plan = Recipe.from_file(recipe) if recipe else Recipe(steps=[parse_prune(p) for p in prune])
+    plan.backend = backend or plan.backend
+    plan.precision = precision or plan.precision
+    budget = QualityBudget.parse(max_ppl_increase, min_top1_agreement, max_kl, min_greedy_agreement)
+    workload = Workload(prompt_lens=[prompt_len], output_len=new_tokens, repeats=repeats)
+    report = run_optimize(model, plan, out, budget=budget, workload=workload, threads=threads,
+                          log=lambda msg: err_console.print(msg, highlight=False))
+    table = Table(title=f"{model} -> {out} ({plan.backend}, {plan.precision})")
+    for h in ("", "before", "after", "after / before"):
+        table.add_column(h, justify="right")
+    for row in comparison_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    b = report["quality"]["budget"]
+    console.print("[green]PASS[/]: inside the quality budget" if b["passed"] else "[red]FAIL[/]: " + "; ".join(b["failures"]))
+    console.print(f"artifact and report written to {out}", highlight=False)
+    if not b["passed"]:
+        sys.exit(BUDGET_FAILED_EXIT)

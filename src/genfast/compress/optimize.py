@@ -1,0 +1,110 @@
+"""Apply a recipe, verify it against the original, profile both in the same run, write the artifact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from genfast.compress.api import compress_, recipe_of
+from genfast.compress.recipe import Recipe, step_config
+from genfast.errors import ConfigError
+from genfast.models.handle import ModelHandle
+from genfast.profiling import memory
+from genfast.profiling.workload import Workload
+from genfast.quality.budget import QualityBudget
+from genfast.quality.compare import QualitySettings
+
+SCHEMA = "genfast.optimize/1"
+
+
+def check_output_dir(out_dir: Path, source_path: Path) -> None:
+    """Refuse to write into the original model's files or over a directory that is not ours."""
+    out, src = out_dir.resolve(), source_path.resolve()
+    if out == src or src in out.parents:
+        raise ConfigError(f"The output {out_dir} is inside the original model's directory {source_path}.",
+                          "Choose another -o directory: the original files are never modified.")
+    if out.exists() and any(out.iterdir()) and not (out / "recipe.json").exists():
+        raise ConfigError(f"{out_dir} exists, is not empty and is not a genfast artifact.",
+                          "Choose an empty or new -o directory.")
+
+
+def _summary(handle: ModelHandle, runtime, profile: dict, quality_ppl: dict) -> dict:
+    case = profile["cases"][0]
+    return {
+        "backend": profile["runtime"]["backend"],
+        "parameters": memory.parameter_count(handle.model),
+        "weight_bytes_per_step": (getattr(runtime, "weight_bytes_per_step", None)
+                                  or memory.weight_bytes_read_per_step(handle.model)),
+        "ttft_s": case["ttft_s"]["median"],
+        "tpot_s": case["tpot_s"]["median"] if case["tpot_s"] else None,
+        "tokens_per_s": case["tokens_per_s"]["median"],
+        "decode_tokens_per_s": case["decode_tokens_per_s"]["median"] if case["decode_tokens_per_s"] else None,
+        "peak_rss_bytes": case["memory"]["peak_rss_bytes"],
+        "perplexity": quality_ppl["value"],
+    }
+
+
+def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget | None = None,
+             workload: Workload | None = None, settings: QualitySettings | None = None,
+             threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
+    """Optimise ``source`` by ``recipe`` into ``out_dir``; returns the report (also written there)."""
+    from genfast.backends.registry import get_backend
+    from genfast.models.loading import load, resolve_model_path
+    from genfast.profiling.llm import profile_llm
+    from genfast.quality.compare import compare
+
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, resolve_model_path(source))
+    configs = [step_config(step) for step in recipe.steps]  # every step is checked before any work
+    backend = get_backend(recipe.backend)
+    workload = workload or Workload(prompt_lens=[128], output_len=64, repeats=3)
+    budget = budget or QualityBudget()
+    settings = settings or QualitySettings()
+
+    original = load(source)
+    workload.validate(original.context_length)
+    # one cache size serves both the profile and the quality check's greedy generations
+    cache_len = min(original.context_length, max(max(workload.prompt_lens) + workload.output_len,
+                                                 settings.prompt_len + settings.new_tokens))
+    log("profiling the original (torch, fp32)")
+    base_rt = get_backend("torch").build(original, max_cache_len=cache_len)
+    before = profile_llm(original, workload, runtime=base_rt)
+
+    candidate = load(source)
+    for config in configs:
+        log(f"applying {type(config).__name__}")
+        compress_(candidate, config)
+    log(f"building the {recipe.backend} runtime ({recipe.precision})")
+    cand_rt = backend.build(candidate, precision=recipe.precision, threads=threads, max_cache_len=cache_len)
+    log("profiling the optimised model")
+    after = profile_llm(candidate, workload, runtime=cand_rt)
+    log("verifying quality against the original")
+    quality = compare(original, cand_rt, original.tokenizer, settings=settings, budget=budget)
+
+    applied = Recipe(steps=recipe_of(candidate.model), backend=recipe.backend, precision=recipe.precision)
+    report = {
+        "schema": SCHEMA,
+        "source": source,
+        "recipe": json.loads(applied.to_json()),
+        "before": _summary(original, base_rt, before, quality["perplexity"]["reference"]),
+        "after": _summary(candidate, cand_rt, after, quality["perplexity"]["candidate"]),
+        "quality": quality,
+        "profiles": {"before": before, "after": after},
+    }
+    write_artifact(candidate, applied, report, out_dir)
+    return report
+
+
+def write_artifact(handle: ModelHandle, recipe: Recipe, report: dict, out_dir: Path) -> Path:
+    """Weights + tokenizer + generation config + recipe.json + report.{json,md} + plot."""
+    from genfast.report.optimize_report import write_optimize_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle.model.save_pretrained(out_dir)
+    handle.tokenizer.save_pretrained(out_dir)
+    handle.generation_config.save_pretrained(out_dir)
+    (out_dir / "recipe.json").write_text(recipe.to_json())
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    write_optimize_report(report, out_dir)
+    return out_dir

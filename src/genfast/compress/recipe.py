@@ -1,0 +1,78 @@
+"""A recipe: ordered compression steps + the backend and precision that run the result.
+
+Written as ``recipe.json`` beside every artifact, so a model is known by what was done to it.
+From the CLI: ``--prune ffn=0.25 --prune heads=0.25 --backend onnxruntime --precision int8``,
+or a JSON file with the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genfast.errors import ConfigError
+
+PRUNE_KINDS = ("unstructured", "ffn", "heads", "layers")
+
+
+@dataclass
+class Recipe:
+    steps: list[dict] = field(default_factory=list)
+    """Each step: ``{"technique": "PruneFFN", "fraction": 0.25}`` and so on, applied in order."""
+    backend: str = "torch"
+    precision: str = "fp32"
+    version: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Recipe:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"No recipe file at {path}.") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+        unknown = set(data) - {"steps", "backend", "precision", "version"}
+        if unknown:
+            raise ConfigError(f"Unknown recipe fields: {', '.join(sorted(unknown))}.",
+                              "A recipe has steps, backend, precision and version.")
+        return cls(**data)
+
+
+def parse_prune(spec: str) -> dict:
+    """``ffn=0.25`` -> a step dict; the kind and amount are checked here."""
+    kind, _, amount = spec.partition("=")
+    if kind not in PRUNE_KINDS or not amount:
+        raise ConfigError(f"Cannot read --prune {spec!r}.",
+                          f"Use KIND=AMOUNT with KIND one of {', '.join(PRUNE_KINDS)}, e.g. --prune ffn=0.25.")
+    try:
+        value = int(amount) if kind == "layers" else float(amount)
+    except ValueError:
+        raise ConfigError(f"--prune {kind} needs a number, got {amount!r}.") from None
+    if kind == "layers":
+        return {"technique": "PruneLayers", "count": value}
+    field_name = "amount" if kind == "unstructured" else "fraction"
+    return {"technique": {"unstructured": "PruneUnstructured", "ffn": "PruneFFN", "heads": "PruneHeads"}[kind],
+            field_name: value}
+
+
+def step_config(step: dict) -> Any:
+    """The config object a step dict describes (validated)."""
+    from genfast.compress import prune
+
+    classes = {name: getattr(prune, name) for name in prune.__all__}
+    args = {k: v for k, v in step.items() if k != "technique"}
+    cls = classes.get(step.get("technique"))
+    if cls is None:
+        raise ConfigError(f"Unknown technique {step.get('technique')!r} in the recipe.",
+                          f"Use one of: {', '.join(sorted(classes))}.")
+    try:
+        config = cls(**args)
+    except TypeError as exc:
+        raise ConfigError(f"Bad settings for {cls.__name__}: {exc}.") from None
+    config.validate()
+    return config
