@@ -101,9 +101,15 @@ def _encode(tokenizer, texts: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.int32)
 
 
-def _heldout_text(split: CorpusSplit, max_bytes: int) -> str:
+def heldout_text(split: CorpusSplit, max_bytes: int) -> str:
+    """The evaluation text shipped with the model: held-out code files up to ``max_bytes``.
+
+    Codec tables (``encodings/``) are left out: they are data, nearly free to predict, and would
+    make every quality check look better than it is.
+    """
     parts, size = [], 0
-    for text in split.read(split.heldout):
+    names = [n for n in split.heldout if not n.startswith("encodings/")]
+    for text in split.read(names):
         if size + len(text) > max_bytes:
             continue
         parts.append(text)
@@ -195,11 +201,10 @@ def _prepare_data(cfg: DemoTrainConfig, split: CorpusSplit, log: Callable[[str],
         return PreTrainedTokenizerFast.from_pretrained(tok_dir), torch.load(data_path)
     log(f"training tokenizer on {len(split.train)} files")
     tokenizer = train_tokenizer(split.read(split.train), cfg.vocab_size)
-    heldout_text = _heldout_text(split, cfg.heldout_text_bytes)
     data = {
         "train": _encode(tokenizer, split.read(split.train)),
         "heldout": _encode(tokenizer, split.read(split.heldout)),
-        "heldout_text": heldout_text,
+        "heldout_text": heldout_text(split, cfg.heldout_text_bytes),
     }
     for name in ("train", "heldout"):
         if len(data[name]) <= cfg.seq_len:
