@@ -84,3 +84,13 @@ def test_refuses_to_write_inside_the_original_or_over_foreign_files(tiny_dirs, t
     (foreign / "cat.jpg").write_bytes(b"x")
     code, _, err = run_cli(["optimize", "--model", str(source), "-o", str(foreign)], capsys)
     assert code == 1 and "not a genfast artifact" in err and (foreign / "cat.jpg").exists()
+
+
+def test_prune_then_heal_by_distillation(tiny_dirs, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, stdout, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(out), "--prune", "ffn=0.5",
+                                 "--distill", "4", "--max-ppl-increase", "100%", *FAST], capsys)
+    assert code == 0, err
+    steps = json.loads((out / "recipe.json").read_text())["steps"]
+    assert [s["technique"] for s in steps] == ["PruneFFN", "Distill"] and steps[1]["steps"] == 4
+    assert not (out / ".distill").exists()

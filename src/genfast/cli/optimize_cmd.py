@@ -18,6 +18,8 @@ def optimize(
     out: Path = typer.Option(..., "--out", "-o", help="Artifact directory to write."),
     prune: list[str] = typer.Option([], help="KIND=AMOUNT, repeatable, in order: unstructured=0.5, ffn=0.25, "
                                              "heads=0.25, layers=1."),
+    distill: int = typer.Option(0, help="After the pruning steps, heal with this many distillation steps "
+                                        "(teacher: the original model)."),
     backend: str | None = typer.Option(None, help="Runtime of the result: torch, torch-compile, onnxruntime, openvino."),
     precision: str | None = typer.Option(None, help="fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
     recipe: Path | None = typer.Option(None, help="A recipe JSON file (steps, backend, precision) instead of flags."),
@@ -43,6 +45,8 @@ def optimize(
     if recipe and prune:
         raise ConfigError("Give --recipe or --prune steps, not both.")
     plan = Recipe.from_file(recipe) if recipe else Recipe(steps=[parse_prune(p) for p in prune])
+    if distill:
+        plan.steps.append({"technique": "Distill", "steps": distill})
     plan.backend = backend or plan.backend
     plan.precision = precision or plan.precision
     budget = QualityBudget.parse(max_ppl_increase, min_top1_agreement, max_kl, min_greedy_agreement)

@@ -31,6 +31,11 @@ def recipe_of(model: torch.nn.Module) -> list[dict]:
     return list(getattr(model, _RECIPE_ATTR, []))
 
 
+def record_step(model: torch.nn.Module, config: Any) -> None:
+    """Append ``config`` to the model's recipe (for steps applied outside compress_, like distillation)."""
+    setattr(model, _RECIPE_ATTR, recipe_of(model) + [{"technique": type(config).__name__, **dataclasses.asdict(config)}])
+
+
 def compress_(target: Any, config: Any) -> torch.nn.Module:
     """Apply the transform registered for ``type(config)`` in place and record it.
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from genfast.compress.api import compress_, recipe_of
+from genfast.compress.api import compress_, recipe_of, record_step
+from genfast.compress.distill import Distill, distill
 from genfast.compress.recipe import Recipe, step_config
 from genfast.errors import ConfigError
 from genfast.models.handle import ModelHandle
@@ -74,7 +76,14 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     candidate = load(source)
     for config in configs:
         log(f"applying {type(config).__name__}")
-        compress_(candidate, config)
+        if isinstance(config, Distill):  # heal what came before, with the original as the teacher
+            from genfast.textdata import reference_text, stdlib_text
+
+            distill(original.model, candidate.model, original.tokenizer, stdlib_text(400_000), reference_text(),
+                    config, work_dir=out_dir / ".distill", log=log)
+            record_step(candidate.model, config)
+        else:
+            compress_(candidate, config)
     log(f"building the {recipe.backend} runtime ({recipe.precision})")
     cand_rt = backend.build(candidate, precision=recipe.precision, threads=threads, max_cache_len=cache_len)
     log("profiling the optimised model")
@@ -105,6 +114,7 @@ def write_artifact(handle: ModelHandle, recipe: Recipe, report: dict, out_dir: P
     handle.tokenizer.save_pretrained(out_dir)
     handle.generation_config.save_pretrained(out_dir)
     (out_dir / "recipe.json").write_text(recipe.to_json())
+    shutil.rmtree(out_dir / ".distill", ignore_errors=True)  # the resumable checkpoint is done with
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     write_optimize_report(report, out_dir)
     return out_dir

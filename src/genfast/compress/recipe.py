@@ -63,8 +63,9 @@ def parse_prune(spec: str) -> dict:
 def step_config(step: dict) -> Any:
     """The config object a step dict describes (validated)."""
     from genfast.compress import prune
+    from genfast.compress.distill import Distill
 
-    classes = {name: getattr(prune, name) for name in prune.__all__}
+    classes = {name: getattr(prune, name) for name in prune.__all__} | {"Distill": Distill}
     args = {k: v for k, v in step.items() if k != "technique"}
     cls = classes.get(step.get("technique"))
     if cls is None:
