@@ -27,6 +27,26 @@ def stdlib_text(max_chars: int = 200_000) -> str:
     return "\n".join(parts)[:max_chars]
 
 
+def training_text(max_chars: int = 2_000_000, seed: int = 0) -> str:
+    """Broad code for training-like uses (distillation): standard-library files of the demo's
+    training split in a seeded random order, never its held-out files."""
+    import random
+
+    from genfast.models.demo.corpus import stdlib_split
+
+    split = stdlib_split()
+    names = sorted(n for n in split.train if not n.startswith("encodings/"))
+    random.Random(seed).shuffle(names)
+    parts, size = [], 0
+    for name in names:
+        if size >= max_chars:
+            break
+        text = (split.root / name).read_text(encoding="utf-8", errors="replace")
+        parts.append(text)
+        size += len(text)
+    return "\n".join(parts)[:max_chars]
+
+
 def reference_text() -> str:
     """Held-out demo text when available, else standard library source."""
     return demo_heldout_text() or stdlib_text()

@@ -77,9 +77,9 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     for config in configs:
         log(f"applying {type(config).__name__}")
         if isinstance(config, Distill):  # heal what came before, with the original as the teacher
-            from genfast.textdata import reference_text, stdlib_text
+            from genfast.textdata import reference_text, training_text
 
-            distill(original.model, candidate.model, original.tokenizer, stdlib_text(400_000), reference_text(),
+            distill(original.model, candidate.model, original.tokenizer, training_text(), reference_text(),
                     config, work_dir=out_dir / ".distill", log=log)
             record_step(candidate.model, config)
         else:
