@@ -41,7 +41,7 @@ class PoisonableRuntime(TorchRuntime):
 
 @contextmanager
 def running_server(model, tokenizer, **scheduler):
-    runtime = PoisonableRuntime(model, max_cache_len=128)
+    runtime = PoisonableRuntime(model, max_cache_len=256)
     runtime.poison = tokenizer(POISON_TEXT)["input_ids"]
     core = EngineCore(runtime, tokenizer, SchedulerConfig(**scheduler))
     server = OpenAIServer(AsyncEngine(core, ServingMetrics()), tokenizer, "tiny", request_timeout_s=30)

@@ -17,7 +17,7 @@ def server(tokenizer):
 
 def test_bench_sweep_against_genfast_server(server, tmp_path, capsys):
     code, out, _ = run_cli(["bench", "--url", server, "--model", "tiny", "-c", "1", "-c", "3", "--requests", "6",
-                            "--warmup", "1", "--prompt-tokens", "16", "--max-tokens", "8", "--slo-ttft-ms", "10000",
+                            "--warmup", "1", "--prompt-tokens", "8", "--max-tokens", "8", "--slo-ttft-ms", "10000",
                             "--slo-tpot-ms", "10000", "--json", "--plot", str(tmp_path)], capsys)
     assert code == 0
     runs = json.loads(out)

@@ -75,7 +75,7 @@ def test_openai_client_completions_and_chat(server):
 
 
 @pytest.mark.parametrize("payload, status, fragment", [
-    ({"prompt": "x " * 200, "max_tokens": 10}, 400, "exceeds the context"),
+    ({"prompt": "x " * 300, "max_tokens": 10}, 400, "exceeds the context"),
     ({"prompt": "x", "max_tokens": "many"}, 400, "max_tokens"),
     ({"prompt": "x", "temperature": 9}, 400, "temperature"),
     ({"prompt": "x", "n": 3}, 400, "n"),
