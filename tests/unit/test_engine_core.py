@@ -96,6 +96,15 @@ def test_limits_are_clear_errors():
         core.add([1], greedy(5))
 
 
+def test_prompt_and_output_caps():
+    core, _ = make(max_prompt_tokens=4, max_output_tokens=8)
+    with pytest.raises(ConfigError, match="at most 4"):
+        core.add([1] * 5, greedy(2))
+    with pytest.raises(ConfigError, match="limit of 8"):
+        core.add([1], greedy(9))
+    assert core.add([1] * 4, greedy(8)).prompt_ids == [1] * 4
+
+
 def test_abort_frees_the_slot_for_the_next_request():
     core, _ = make(max_running=1)
     a = core.add([1], greedy(50))

@@ -21,6 +21,8 @@ def serve(
     max_running: int = typer.Option(16, help="Sequences decoded together."),
     max_queued: int = typer.Option(64, help="Waiting requests beyond this get HTTP 429."),
     prefill_token_budget: int = typer.Option(512, help="Prompt tokens prefilled per engine step."),
+    max_prompt_tokens: int | None = typer.Option(None, help="Refuse longer prompts (HTTP 400)."),
+    max_output_tokens: int | None = typer.Option(None, help="Refuse larger max_tokens (HTTP 400)."),
     batch_wait_ms: float = typer.Option(20.0, help="dynamic mode: wait this long to fill a batch."),
     max_model_len: int | None = typer.Option(None, help="Prompt + output tokens per request (default: context)."),
     default_max_tokens: int = typer.Option(16, help="max_tokens when a request gives none."),
@@ -39,6 +41,8 @@ def serve(
     cfg = ServeConfig(model=model, backend=backend, precision=precision, device=device, dtype=dtype, host=host, port=port,
                       scheduler=SchedulerConfig(mode=mode, max_running=max_running, max_queued=max_queued,
                                                 prefill_token_budget=prefill_token_budget,
+                                                max_prompt_tokens=max_prompt_tokens,
+                                                max_output_tokens=max_output_tokens,
                                                 batch_wait_s=batch_wait_ms / 1000),
                       max_model_len=max_model_len, default_max_tokens=default_max_tokens,
                       request_timeout_s=request_timeout)

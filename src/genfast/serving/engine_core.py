@@ -99,6 +99,13 @@ class EngineCore:
         params.validate()
         if not prompt_ids:
             raise ConfigError("The prompt is empty.", "Send at least one token of prompt.")
+        cfg = self.config
+        if cfg.max_prompt_tokens and len(prompt_ids) > cfg.max_prompt_tokens:
+            raise ConfigError(f"The prompt has {len(prompt_ids)} tokens; this server accepts at most "
+                              f"{cfg.max_prompt_tokens}.", "Shorten the prompt.")
+        if cfg.max_output_tokens and params.max_tokens > cfg.max_output_tokens:
+            raise ConfigError(f"max_tokens {params.max_tokens} is above this server's limit of "
+                              f"{cfg.max_output_tokens}.", f"Ask for at most {cfg.max_output_tokens} tokens.")
         if len(prompt_ids) + params.max_tokens > self.max_model_len:
             raise ConfigError(
                 f"Prompt of {len(prompt_ids)} tokens + max_tokens {params.max_tokens} exceeds the context "

@@ -23,6 +23,10 @@ class SchedulerConfig:
     prefill_token_budget: int = 512
     """Prompt tokens prefilled per engine step, so newcomers do not stall running streams for long
     (one request is always admitted when a slot is free, whatever its length)."""
+    max_prompt_tokens: int | None = None
+    """Longer prompts are refused (HTTP 400); None: only the context limits them."""
+    max_output_tokens: int | None = None
+    """Larger max_tokens are refused (HTTP 400); None: only the context limits them."""
     batch_wait_s: float = 0.02
     """dynamic mode: how long the first waiting request waits for others to fill the batch."""
     version: int = 1
