@@ -29,7 +29,7 @@ class FakeRuntime:
         self.decode_batches: list[int] = []
 
     def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
-        return StaticKVCache(1, batch, 1, max_len or self.max_len, 1, torch.float32, self.device)
+        return StaticKVCache.allocate(1, batch, 1, max_len or self.max_len, 1, torch.float32, self.device)
 
     @staticmethod
     def _logits(last: torch.Tensor) -> torch.Tensor:

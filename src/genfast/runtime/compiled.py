@@ -20,20 +20,14 @@ class CompiledTorchRuntime(TorchRuntime):
                  autocast: torch.dtype | None = None) -> None:
         super().__init__(model, max_cache_len, autocast)
         self.compile_time_s: float | None = None
-        self._step = torch.compile(self._decode_step, mode=mode, dynamic=False, fullgraph=True)
+        self._step = torch.compile(self._static_step, mode=mode, dynamic=False, fullgraph=True)
 
-    def _decode_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+    def _static_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
         return self.decoder(tokens, positions, cache, kv_len=cache.max_len)
 
-    @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, cache: StaticKVCache) -> tuple[torch.Tensor, StaticKVCache]:
-        if max(cache.lengths) + 1 > cache.max_len:
-            return super().decode(tokens, cache)  # raises the clear "cache is full" error
-        positions = torch.tensor(cache.lengths, device=self.device)[:, None]
-        with self._precision():
-            logits = self._step(tokens[:, None], positions, cache)
-        cache.advance(1)
-        return logits[:, -1], cache
+    def _decode_forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache,
+                        kv_len: int) -> torch.Tensor:
+        return self._step(tokens, positions, cache)  # attends over the whole (masked) cache: static shapes
 
     def warm_up(self, batch: int = 1) -> None:
         """Compile the decode step for ``batch`` rows (the first call compiles)."""

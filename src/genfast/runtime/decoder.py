@@ -98,7 +98,7 @@ class FastDecoder(torch.nn.Module):
     def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
         s = self.shape
         p = self.embed.weight
-        return StaticKVCache(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype, p.device)
+        return StaticKVCache.allocate(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype, p.device)
 
     def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor):
         """Token (+ learned position) embeddings and the RoPE cos/sin (batch, 1, T, head_dim) if used."""

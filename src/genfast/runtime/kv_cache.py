@@ -12,14 +12,20 @@ class StaticKVCache:
     Lengths are kept on the host (a list) so no step needs a device round-trip to read them.
     """
 
-    def __init__(self, layers: int, batch: int, kv_heads: int, max_len: int, head_dim: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
-        shape = (batch, kv_heads, max_len, head_dim)
+    def __init__(self, k: list[torch.Tensor], v: list[torch.Tensor], max_len: int) -> None:
         # (layers) x (batch, kv_heads, max_len, head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.k, self.v, self.max_len = k, v, max_len
+        batch = k[0].shape[0]
         self.lengths = [0] * batch
-        self.max_len = max_len
+        # (batch, 1): the row index of every write, made once rather than per layer and step
+        self.rows = torch.arange(batch, device=k[0].device)[:, None]
+
+    @classmethod
+    def allocate(cls, layers: int, batch: int, kv_heads: int, max_len: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device) -> StaticKVCache:
+        shape = (batch, kv_heads, max_len, head_dim)
+        return cls([torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)],
+                   [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)], max_len)
 
     @property
     def batch(self) -> int:
@@ -27,7 +33,7 @@ class StaticKVCache:
 
     def write(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store k, v (batch, kv_heads, T, head_dim) at ``positions`` (batch, T)."""
-        rows = torch.arange(k.shape[0], device=k.device)[:, None]
+        rows = self.rows
         # Advanced indices around a slice go first: the target view is (batch, T, kv_heads, head_dim).
         # (mixed precision hands bf16/fp16 keys to an fp32 cache: stored in the cache's dtype)
         self.k[layer][rows, :, positions] = k.transpose(1, 2).to(self.k[layer].dtype)
@@ -35,12 +41,7 @@ class StaticKVCache:
 
     def view(self, start: int, stop: int) -> StaticKVCache:
         """Rows ``start:stop`` as a cache sharing this one's memory (lengths start at 0)."""
-        view = StaticKVCache.__new__(StaticKVCache)
-        view.k = [t[start:stop] for t in self.k]
-        view.v = [t[start:stop] for t in self.v]
-        view.lengths = [0] * (stop - start)
-        view.max_len = self.max_len
-        return view
+        return StaticKVCache([t[start:stop] for t in self.k], [t[start:stop] for t in self.v], self.max_len)
 
     def move_row(self, src: int, dst: int, length: int) -> None:
         """Copy the first ``length`` positions of row ``src`` into row ``dst``."""

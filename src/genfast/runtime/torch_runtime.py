@@ -58,9 +58,14 @@ class TorchRuntime:
                               "Generate fewer tokens or raise max_cache_len.")
         positions = torch.tensor(cache.lengths, device=self.device)[:, None]
         with self._precision():
-            logits = self.decoder(tokens[:, None], positions, cache, kv_len=kv_len)
+            logits = self._decode_forward(tokens[:, None], positions, cache, kv_len)
         cache.advance(1)
         return logits[:, -1], cache
+
+    def _decode_forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache,
+                        kv_len: int) -> torch.Tensor:
+        """The decoder call of one decode step (the compiled runtime replaces only this)."""
+        return self.decoder(tokens, positions, cache, kv_len=kv_len)
 
     @torch.inference_mode()
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
