@@ -5,7 +5,6 @@ from __future__ import annotations
 import resource
 import sys
 
-import psutil
 import torch
 
 
@@ -13,10 +12,6 @@ def peak_rss_bytes() -> int:
     """Peak resident set size of this process since it started."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-
-
-def current_rss_bytes() -> int:
-    return psutil.Process().memory_info().rss
 
 
 def cuda_peak_bytes(device: torch.device) -> int | None:

@@ -28,11 +28,9 @@ class AsyncEngine:
         self._queues: dict[str, asyncio.Queue[Event]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self.ready = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
-        self.ready = True
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None) -> Request:
         """Validate and queue a request (raises ConfigError / QueueFullError / EngineStoppedError)."""
@@ -86,7 +84,6 @@ class AsyncEngine:
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         """Stop admitting, let running requests finish (or time them out), then stop the loop."""
         self.core.accepting = False
-        self.ready = False
         deadline = time.monotonic() + drain_timeout_s
         while (self.core.has_work or self._pending) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

@@ -62,6 +62,12 @@ class Event:
     finished: bool
 
 
+def _filled(req: Request) -> int:
+    """Cache positions a running request has filled: its prompt and every token but the newest,
+    which is the next step's input."""
+    return len(req.prompt_ids) + len(req.output_ids) - 1
+
+
 class EngineCore:
     """Continuous (or dynamic / sequential) batching over a runtime with a row-addressable cache.
 
@@ -78,7 +84,6 @@ class EngineCore:
         self.max_model_len = min(max_model_len or self.cache.max_len, self.cache.max_len)
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
-        self.lengths: list[int] = []  # filled cache positions of each running row
         self.accepting = True
         self._ids = itertools.count()
         self.last_batch_size = 0
@@ -171,7 +176,6 @@ class EngineCore:
             events.append(Event(req, None, "", True))
             return
         self.running.append(req)
-        self.lengths.append(len(req.prompt_ids))
         req.first_token = time.monotonic()
         events.append(self._accept(req, token))
 
@@ -179,7 +183,7 @@ class EngineCore:
         n = len(self.running)
         self.last_batch_size = n
         view = self.cache.view(0, n)
-        view.lengths = list(self.lengths)
+        view.lengths = [_filled(r) for r in self.running]
         tokens = torch.tensor([r.output_ids[-1] for r in self.running], device=self.runtime.device)
         start = time.perf_counter()
         try:
@@ -191,7 +195,6 @@ class EngineCore:
                 events.append(Event(req, None, "", True))
             return
         elapsed = time.perf_counter() - start
-        self.lengths = view.lengths
         for i, req in enumerate(self.running):
             req.decode_s += elapsed
             try:
@@ -232,7 +235,6 @@ class EngineCore:
                 continue
             last = len(self.running) - 1
             if i != last:
-                self.cache.move_row(last, i, self.lengths[last])
-                self.running[i], self.lengths[i] = self.running[last], self.lengths[last]
+                self.cache.move_row(last, i, _filled(self.running[last]))
+                self.running[i] = self.running[last]
             self.running.pop()
-            self.lengths.pop()

@@ -19,7 +19,6 @@ class RowSlots:
     def __init__(self, batch: int, max_len: int, slots: list | None = None, start: int = 0) -> None:
         self.slots = slots if slots is not None else [None] * batch
         self.start, self.max_len = start, max_len
-        self.lengths = [0] * batch
 
     def view(self, start: int, stop: int) -> RowSlots:
         return RowSlots(stop - start, self.max_len, self.slots, self.start + start)
@@ -48,7 +47,6 @@ class RowAdapter:
     def prefill(self, input_ids: torch.Tensor, rows: RowSlots) -> tuple[torch.Tensor, RowSlots]:
         logits, cache = self.runtime.prefill(input_ids)
         rows[0] = cache
-        rows.lengths = [input_ids.shape[1]] * len(rows.lengths)
         return logits, rows
 
     def decode(self, tokens: torch.Tensor, rows: RowSlots) -> tuple[torch.Tensor, RowSlots]:
@@ -56,5 +54,4 @@ class RowAdapter:
         for i in range(len(tokens)):
             logits, rows[i] = self.runtime.decode(tokens[i:i + 1], rows[i])
             out.append(logits)
-        rows.lengths = [n + 1 for n in rows.lengths]
         return torch.cat(out), rows
