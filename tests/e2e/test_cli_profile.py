@@ -46,6 +46,7 @@ def test_profile_table_and_report(tiny_dirs, tmp_path, capsys):
         (["--device", "tpu"], "Unknown device"),
         (["--dtype", "int3"], "Unknown dtype"),
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--precision", "int8"], "The torch backend has no precision 'int8'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(tiny_dirs, capsys, args, message):

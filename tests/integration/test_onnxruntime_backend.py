@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 import torch
 
-from genfast.backends.registry import get_backend
+from genfast.backends.registry import build_runtime, get_backend
 from genfast.errors import BackendUnavailableError, ConfigError
 from genfast.models.loading import from_model, load
 from genfast.models.tiny import tiny_model
@@ -39,7 +39,7 @@ def test_int8_stays_inside_a_quality_budget(tokenizer, tmp_path):
 def test_unknown_precision(tokenizer):
     model, _ = tiny_model("gpt2", tokenizer)
     with pytest.raises(ConfigError, match="precision 'int3'"):
-        get_backend("onnxruntime").build(from_model(model, tokenizer), precision="int3")
+        build_runtime("onnxruntime", from_model(model, tokenizer), precision="int3")
 
 
 def test_missing_extra_names_the_install(monkeypatch):

@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 import torch
 
-from genfast.backends.registry import get_backend
+from genfast.backends.registry import build_runtime, get_backend
 from genfast.errors import BackendUnavailableError, ConfigError
 from genfast.models.loading import from_model
 from genfast.models.tiny import tiny_model
@@ -43,7 +43,7 @@ def test_compressed_weights_stay_inside_a_budget_and_shrink(tokenizer, precision
 def test_unknown_precision(tokenizer):
     model, _ = tiny_model("gpt2", tokenizer)
     with pytest.raises(ConfigError, match="precision 'fp8'"):
-        get_backend("openvino").build(from_model(model, tokenizer), precision="fp8")
+        build_runtime("openvino", from_model(model, tokenizer), precision="fp8")
 
 
 def test_missing_extra_names_the_install(monkeypatch):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from genfast.models.handle import ModelHandle
@@ -11,22 +11,32 @@ from genfast.runtime.base import Runtime
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend accepts; checked before building so a mismatch is a clear error."""
+    """What a backend accepts; the registry checks a build's options against it."""
 
     devices: tuple[str, ...]
     dtypes: tuple[str, ...]
-    quantization: tuple[str, ...] = ()
+    """Weight dtypes of the model it accepts (``--dtype``)."""
+    precisions: tuple[str, ...] = ("fp32",)
+    """What ``precision=`` may ask of it (int8 / int4: the backend quantizes)."""
     extra: str | None = None
     """The ``pip install genfast[extra]`` that provides it, if optional."""
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
-def check_cpu_precision(handle: ModelHandle, backend: str, precision: str, allowed: tuple[str, ...]) -> None:
-    """The checks shared by CPU-only backends with named precisions."""
+def require_modules(backend: str, modules: tuple[str, ...], extra: str) -> None:
+    """BackendUnavailableError naming the missing package and its ``pip install genfast[extra]``."""
+    import importlib.util
+
+    from genfast.errors import BackendUnavailableError
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise BackendUnavailableError(f"The {backend} backend needs the {module!r} package.",
+                                          f"pip install 'genfast[{extra}]'")
+
+
+def require_cpu(handle: ModelHandle, backend: str) -> None:
     from genfast.errors import ConfigError
 
-    if precision not in allowed:
-        raise ConfigError(f"{backend} precision {precision!r} is not supported.", f"Use one of: {', '.join(allowed)}.")
     if handle.device.type != "cpu":
         raise ConfigError(f"The {backend} backend runs on the CPU here.", "Use --device cpu.")
 

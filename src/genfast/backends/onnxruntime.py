@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import tempfile
 from pathlib import Path
 
-from genfast.backends.base import Capabilities, check_cpu_precision
-from genfast.errors import BackendUnavailableError
+from genfast.backends.base import Capabilities, require_cpu, require_modules
 from genfast.models.handle import ModelHandle
-
-PRECISIONS = ("fp32", "int8")
-
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), quantization=("int8-dynamic",), extra="onnx")
+    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "int8"), extra="onnx")
 
     def check_available(self) -> None:
-        for module in ("onnx", "onnxruntime"):
-            if importlib.util.find_spec(module) is None:
-                raise BackendUnavailableError(f"The onnxruntime backend needs the {module!r} package.",
-                                              "pip install 'genfast[onnx]'")
+        require_modules(self.name, ("onnx", "onnxruntime"), self.capabilities.extra)
 
     def build(self, handle: ModelHandle, **options):
         """Export to ``options['export_dir']`` (default: a temporary directory) and load it."""
@@ -31,7 +23,7 @@ class OnnxRuntimeBackend:
         from genfast.runtime.ort_runtime import OrtRuntime
 
         precision = options.get("precision", "fp32")
-        check_cpu_precision(handle, self.name, precision, PRECISIONS)
+        require_cpu(handle, self.name)
         tmp = None
         if options.get("export_dir"):
             directory = Path(options["export_dir"])

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import tempfile
 from pathlib import Path
 
-from genfast.backends.base import Capabilities, check_cpu_precision
-from genfast.errors import BackendUnavailableError
+from genfast.backends.base import Capabilities, require_cpu, require_modules
 from genfast.models.handle import ModelHandle
-
-PRECISIONS = ("fp32", "int8", "int4")
-
 
 class OpenVINOBackend:
     name = "openvino"
-    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), quantization=("int8-weight", "int4-weight"),
+    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "int8", "int4"),
                                 extra="openvino")
 
     def check_available(self) -> None:
-        for module in ("openvino", "nncf", "onnx"):
-            if importlib.util.find_spec(module) is None:
-                raise BackendUnavailableError(f"The openvino backend needs the {module!r} package.",
-                                              "pip install 'genfast[openvino]'")
+        require_modules(self.name, ("openvino", "nncf", "onnx"), self.capabilities.extra)
 
     def build(self, handle: ModelHandle, **options):
         """Export to ONNX, convert with ``openvino.convert_model``, compress (int8 / int4), compile."""
@@ -36,7 +28,7 @@ class OpenVINOBackend:
         from genfast.runtime.ov_runtime import OpenVINORuntime
 
         precision = options.get("precision", "fp32")
-        check_cpu_precision(handle, self.name, precision, PRECISIONS)
+        require_cpu(handle, self.name)
         decoder = to_fast_decoder(handle.model)
         with tempfile.TemporaryDirectory(prefix="genfast-ov-") as tmp:
             model = ov.convert_model(str(export_onnx(decoder, Path(tmp) / "model.onnx")))

@@ -29,3 +29,13 @@ def get_backend(name: str) -> Backend:
     backend = getattr(importlib.import_module(module_name), cls)()
     backend.check_available()
     return backend
+
+
+def build_runtime(name: str, handle, **options):
+    """Build backend ``name``'s runtime for ``handle``; ``precision`` is checked against its capabilities."""
+    backend = get_backend(name)
+    precision = options.setdefault("precision", "fp32")
+    allowed = backend.capabilities.precisions
+    if precision not in allowed:
+        raise ConfigError(f"The {name} backend has no precision {precision!r}.", f"Use one of: {', '.join(allowed)}.")
+    return backend.build(handle, **options)

@@ -11,8 +11,7 @@ from genfast.backends.base import Capabilities
 from genfast.models.handle import ModelHandle
 from genfast.runtime.base import Runtime
 
-_TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32", "fp16", "bf16"),
-                           quantization=("int8-dynamic", "int8-weight", "int4-weight"))
+_TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32", "fp16", "bf16"))
 
 
 def autocast_dtype(handle: ModelHandle, options: dict) -> torch.dtype | None:
@@ -95,6 +94,3 @@ class TorchCompileBackend:
         runtime.compile_time_s = time.perf_counter() - start
         return runtime
 
-
-def cuda_present() -> bool:
-    return torch.cuda.is_available()

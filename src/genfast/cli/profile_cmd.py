@@ -80,7 +80,7 @@ def profile(
         console.print_json(json.dumps(result)) if as_json else _print_module(result)
         return
 
-    from genfast.backends.registry import get_backend
+    from genfast.backends.registry import build_runtime
     from genfast.models.loading import load
     from genfast.profiling.llm import profile_llm
     from genfast.profiling.workload import Workload
@@ -88,15 +88,10 @@ def profile(
     workload = Workload(prompt_lens=prompt_len, output_len=new_tokens, batch_sizes=batch_size,
                         warmup=warmup, repeats=repeats, seed=seed)
     handle = load(model, device=device, dtype=dtype)
-    backend = backend or handle.recipe.get("backend", "torch")
-    precision = precision or handle.recipe.get("precision", "fp32")
-    engine = get_backend(backend)
     workload.validate(handle.context_length)
-    if precision != "fp32" and backend not in ("onnxruntime", "openvino"):
-        raise ConfigError(f"--precision {precision} is only available with --backend onnxruntime or openvino.",
-                          "Use --dtype for fp16/bf16 with the torch backends.")
-    runtime = engine.build(handle, batch=batch_size[0], max_cache_len=max(prompt_len) + new_tokens,
-                           precision=precision, threads=threads, autocast=autocast)
+    runtime = build_runtime(backend or handle.backend, handle, batch=batch_size[0],
+                            max_cache_len=max(prompt_len) + new_tokens, precision=precision or handle.precision,
+                            threads=threads, autocast=autocast)
     total = len(prompt_len) * len(batch_size) * (warmup + repeats)
     with Progress(console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("profiling", total=total)

@@ -51,7 +51,7 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
              workload: Workload | None = None, settings: QualitySettings | None = None,
              threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
     """Optimise ``source`` by ``recipe`` into ``out_dir``; returns the report (also written there)."""
-    from genfast.backends.registry import get_backend
+    from genfast.backends.registry import build_runtime, get_backend
     from genfast.models.loading import load, resolve_model_path
     from genfast.profiling.llm import profile_llm
     from genfast.quality.compare import compare
@@ -59,7 +59,7 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     out_dir = Path(out_dir)
     check_output_dir(out_dir, resolve_model_path(source))
     configs = [step_config(step) for step in recipe.steps]  # every step is checked before any work
-    backend = get_backend(recipe.backend)
+    get_backend(recipe.backend)  # an unknown or missing backend fails before any work
     workload = workload or Workload(prompt_lens=[128], output_len=64, repeats=3)
     budget = budget or QualityBudget()
     settings = settings or QualitySettings()
@@ -85,7 +85,8 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
         else:
             compress_(candidate, config)
     log(f"building the {recipe.backend} runtime ({recipe.precision})")
-    cand_rt = backend.build(candidate, precision=recipe.precision, threads=threads, max_cache_len=cache_len)
+    cand_rt = build_runtime(recipe.backend, candidate, precision=recipe.precision, threads=threads,
+                            max_cache_len=cache_len)
     log("profiling the optimised model")
     after = profile_llm(candidate, workload, runtime=cand_rt)
     log("verifying quality against the original")

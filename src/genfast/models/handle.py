@@ -38,6 +38,16 @@ class ModelHandle:
         return 2048
 
     @property
+    def backend(self) -> str:
+        """The backend an artifact's recipe names (``torch`` for a plain model)."""
+        return self.recipe.get("backend", "torch")
+
+    @property
+    def precision(self) -> str:
+        """The backend precision an artifact's recipe names (``fp32`` for a plain model)."""
+        return self.recipe.get("precision", "fp32")
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

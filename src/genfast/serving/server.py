@@ -50,16 +50,15 @@ def check_port_free(host: str, port: int) -> None:
 
 def build_engine_parts(cfg: ServeConfig):
     """Load the model and build (handle, EngineCore, metrics) for ``cfg``."""
-    from genfast.backends.registry import get_backend
+    from genfast.backends.registry import build_runtime
     from genfast.models.loading import load
     from genfast.serving.engine_core import EngineCore
     from genfast.serving.metrics import ServingMetrics
 
     cfg.scheduler.validate()
     handle = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    backend = get_backend(cfg.backend or handle.recipe.get("backend", "torch"))
-    runtime = backend.build(handle, batch=cfg.scheduler.max_running, max_cache_len=cfg.max_model_len,
-                            precision=cfg.precision or handle.recipe.get("precision", "fp32"))
+    runtime = build_runtime(cfg.backend or handle.backend, handle, batch=cfg.scheduler.max_running,
+                            max_cache_len=cfg.max_model_len, precision=cfg.precision or handle.precision)
     if not hasattr(runtime, "new_cache"):  # no batched row cache: each request keeps its own
         from genfast.serving.row_adapter import RowAdapter
 
