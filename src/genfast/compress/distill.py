@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from genfast.errors import ConfigError, DataError
+from genfast.training import evaluate_loss, seeded_windows
 
 
 @dataclass
@@ -55,22 +56,6 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lab
     return alpha * t * t * kl + (1 - alpha) * ce
 
 
-def _batch(ids: torch.Tensor, step: int, cfg: Distill) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    starts = torch.randint(0, len(ids) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen).tolist()
-    return torch.stack([ids[s:s + cfg.seq_len + 1] for s in starts])  # (batch, seq_len + 1)
-
-
-@torch.no_grad()
-def heldout_perplexity(model, ids: torch.Tensor, seq_len: int, windows: int = 16) -> float:
-    n = min(windows, len(ids) // seq_len)
-    x = ids[: n * seq_len].view(n, seq_len).to(next(model.parameters()).device)
-    model.eval()
-    loss = model(input_ids=x, labels=x).loss.item()
-    model.train()
-    return math.exp(loss)
-
-
 def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: Distill,
             work_dir: Path | None = None, log: Callable[[str], None] = lambda _: None) -> list[dict]:
     """Train ``student`` in place towards ``teacher``; returns the evaluation history."""
@@ -97,7 +82,7 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
         if cfg.max_minutes and time.perf_counter() - start > cfg.max_minutes * 60:
             log(f"time budget reached at step {step}")
             break
-        batch = _batch(train_ids, step, cfg).to(device)
+        batch = seeded_windows(train_ids, step, cfg.seed, cfg.batch_size, cfg.seq_len + 1).to(device)
         inputs, labels = batch[:, :-1], batch[:, 1:]
         with torch.no_grad():
             teacher_logits = teacher(input_ids=inputs).logits
@@ -108,7 +93,7 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
         opt.zero_grad(set_to_none=True)
         step += 1
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            ppl = heldout_perplexity(student, eval_ids, cfg.seq_len)
+            ppl = math.exp(evaluate_loss(student, eval_ids, cfg.seq_len, windows=16))
             history.append({"step": step, "loss": loss.item(), "heldout_perplexity": ppl})
             log(f"distill step {step}: loss {loss.item():.3f}, held-out perplexity {ppl:.2f}")
         if ckpt and step % cfg.ckpt_every == 0:

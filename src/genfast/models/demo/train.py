@@ -19,6 +19,7 @@ import torch
 
 from genfast.errors import DataError
 from genfast.models.demo.corpus import CorpusSplit, stdlib_split
+from genfast.training import evaluate_loss, seeded_windows
 
 EOS = "<|endoftext|>"
 
@@ -156,25 +157,6 @@ def _lr_at(step: int, elapsed_s: float, cfg: DemoTrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def _batch(ids: torch.Tensor, step: int, cfg: DemoTrainConfig) -> torch.Tensor:
-    # Seeded per step, so a resumed run sees exactly the batches it would have seen.
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    starts = torch.randint(0, len(ids) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
-    # (batch, seq_len)
-    return torch.stack([ids[s : s + cfg.seq_len] for s in starts.tolist()]).long()
-
-
-@torch.no_grad()
-def evaluate_loss(model, eval_ids: torch.Tensor, seq_len: int, windows: int) -> float:
-    """Mean next-token cross-entropy over the first ``windows`` non-overlapping windows."""
-    model.eval()
-    n = min(windows, len(eval_ids) // seq_len)
-    x = eval_ids[: n * seq_len].view(n, seq_len).long()
-    losses = [model(input_ids=chunk, labels=chunk).loss.item() for chunk in x.split(8)]
-    model.train()
-    return sum(losses) / len(losses)
-
-
 def _save_ckpt(path: Path, model, opt, state: _TrainState) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": asdict(state)}, tmp)
@@ -251,7 +233,7 @@ def train(cfg: DemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
             t0 = time.perf_counter()
             for group in opt.param_groups:
                 group["lr"] = _lr_at(state.step, state.elapsed_s, cfg)
-            x = _batch(train_ids, state.step, cfg)
+            x = seeded_windows(train_ids, state.step, cfg.seed, cfg.batch_size, cfg.seq_len)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
                 loss = model(input_ids=x, labels=x).loss
             loss.backward()

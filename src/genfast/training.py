@@ -1,0 +1,27 @@
+"""Small pieces shared by everything genfast trains (the demo model, distilled students)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def seeded_windows(ids: torch.Tensor, step: int, seed: int, batch: int, length: int) -> torch.Tensor:
+    """``batch`` windows of ``length`` tokens at random offsets, seeded by (seed, step): (batch, length).
+
+    Seeded per step, so a resumed run sees exactly the batches it would have seen.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    starts = torch.randint(0, len(ids) - length - 1, (batch,), generator=gen)
+    return torch.stack([ids[s : s + length] for s in starts.tolist()]).long()
+
+
+@torch.no_grad()
+def evaluate_loss(model, eval_ids: torch.Tensor, seq_len: int, windows: int) -> float:
+    """Mean next-token cross-entropy over the first ``windows`` non-overlapping windows."""
+    was_training = model.training
+    model.eval()
+    n = min(windows, len(eval_ids) // seq_len)
+    x = eval_ids[: n * seq_len].view(n, seq_len).long().to(next(model.parameters()).device)
+    losses = [model(input_ids=chunk, labels=chunk).loss.item() for chunk in x.split(8)]
+    model.train(was_training)
+    return sum(losses) / len(losses)
