@@ -12,6 +12,9 @@ from rich.console import Console
 from genfast.errors import ConfigError
 
 # Piped output has no terminal width to follow; tables need more than the default 80 columns.
+BUDGET_FAILED_EXIT = 3
+"""Exit code of `compare` and `optimize` when the quality budget is not met (errors exit 1)."""
+
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True)
 

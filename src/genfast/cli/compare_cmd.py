@@ -9,9 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from genfast.cli.common import console, err_console, quiet_libraries, set_threads
-
-BUDGET_FAILED_EXIT = 3
+from genfast.cli.common import BUDGET_FAILED_EXIT, console, err_console, quiet_libraries, set_threads
 
 
 def _ci(est: dict, pct: bool = False) -> str:

@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from genfast.cli.common import console, err_console, quiet_libraries, set_threads
-
-BUDGET_FAILED_EXIT = 3
+from genfast.cli.common import BUDGET_FAILED_EXIT, console, err_console, quiet_libraries, set_threads
 
 
 def optimize(
