@@ -7,19 +7,20 @@ Writes benchmarks/results/cpu_precision.{json,md}.
 
 from __future__ import annotations
 
-import json
 import platform
+import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_results  # noqa: E402
 
 from genfast.backends.registry import get_backend
 from genfast.models.loading import load
 from genfast.profiling.hardware import hardware_facts
 from genfast.profiling.llm import profile_llm
 from genfast.profiling.workload import Workload
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -39,10 +40,7 @@ def main() -> None:
     isa = " ".join(hardware_facts()["isa"])
     header = (f"Demo model, torch backend, prompt 128, 128 new tokens, batch 1, median of 5 runs; "
               f"{platform.machine()} CPU with {isa}, 2 threads; command: `python benchmarks/cpu_precision.py`.")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cpu_precision.json").write_text(json.dumps(rows, indent=2))
-    (RESULTS / "cpu_precision.md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("cpu_precision", rows, header, lines)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,17 @@ Writes benchmarks/results/decode_overhead.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_results  # noqa: E402
 
 from genfast.backends.registry import get_backend
 from genfast.models.loading import load
@@ -26,7 +29,6 @@ from genfast.profiling.workload import prompt_windows
 from genfast.runtime.sampling import greedy
 from genfast.textdata import reference_text
 
-RESULTS = Path(__file__).parent / "results"
 COMPUTE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
                "aten::_scaled_dot_product_attention_math", "aten::_weight_int8pack_mm")
 STEPS = 32
@@ -77,10 +79,7 @@ def main() -> None:
               f"{args.threads} threads; command: `python benchmarks/decode_overhead.py`. Compute is the "
               "profiler's self time of matmul and attention kernels; the profiler's own overhead is not in the "
               "wall times (measured without it).")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "decode_overhead.json").write_text(json.dumps(rows, indent=2))
-    (RESULTS / "decode_overhead.md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("decode_overhead", rows, header, lines)
 
 
 if __name__ == "__main__":

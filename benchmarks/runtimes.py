@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_results  # noqa: E402
+
 WORK = Path(".genfast-work")
 CASES = [("hf-generate", "fp32"), ("hf", "fp32"), ("torch", "fp32"), ("torch-compile", "fp32"),
          ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
@@ -70,7 +72,7 @@ def _generate_baseline(handle) -> dict:
 def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
     import resource
 
-    from genfast.backends.registry import get_backend
+    from genfast.backends.registry import build_runtime
     from genfast.models.loading import load
     from genfast.profiling.hardware import memory_read_bandwidth
     from genfast.profiling.llm import profile_llm
@@ -83,7 +85,7 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
         out = _generate_baseline(handle)
     else:
         start = time.perf_counter()
-        runtime = get_backend(backend).build(handle, precision=precision, threads=threads, batch=1,
+        runtime = build_runtime(backend, handle, precision=precision, threads=threads, batch=1,
                                              max_cache_len=PROMPT + NEW)
         build_s = time.perf_counter() - start
         r = profile_llm(handle, Workload(prompt_lens=[PROMPT], output_len=NEW, repeats=REPEATS, warmup=1),
@@ -146,10 +148,7 @@ def main() -> None:
               f"{bw:.1f} GB/s; prompt {PROMPT}, {NEW} new tokens, batch 1, medians of {REPEATS} runs after 1 "
               f"warm-up; command: `python benchmarks/runtimes.py`. Peak RSS includes the transformers model "
               f"every case loads first.")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "runtimes.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "runtimes.md").write_text(header + "\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("runtimes", results, header, lines)
 
 
 if __name__ == "__main__":

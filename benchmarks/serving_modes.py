@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import signal
 import subprocess
@@ -22,12 +21,14 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_results  # noqa: E402
+
 from genfast.bench.loadgen import LoadConfig, PromptSource
 from genfast.cli.bench_cmd import measure
 from genfast.models.loading import load
 from genfast.textdata import reference_text
 
-RESULTS = Path(__file__).parent / "results"
 MODES = ("sequential", "dynamic", "continuous")
 
 
@@ -84,10 +85,7 @@ def main() -> None:
     header = (f"Model `{args.model}`, {args.concurrency} concurrent streams, {args.requests} requests per mode, "
               f"{args.prompt_tokens}-token prompts, {args.max_tokens} new tokens (EOS ignored); {machine}; "
               f"command: `python benchmarks/serving_modes.py`.")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serving_modes.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
-    (RESULTS / "serving_modes.md").write_text(header + "\n\n" + "\n".join(rows) + "\n")
-    print("\n".join(rows))
+    write_results("serving_modes", {"args": vars(args), "runs": runs}, header, rows)
 
 
 if __name__ == "__main__":
