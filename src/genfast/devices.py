@@ -14,6 +14,11 @@ DTYPES = {
 }
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """fp32 / fp16 / bf16 (the short names genfast's options use); str(dtype) for others."""
+    return next((name for name, value in DTYPES.items() if value == dtype), str(dtype))
+
+
 def _available(kind: str) -> bool:
     if kind == "cpu":
         return True

@@ -53,6 +53,35 @@ def test_recipe_file(tiny_dirs, tmp_path, capsys):
     assert code == 0 and load(str(tmp_path / "o")).config.num_hidden_layers == 1
 
 
+def test_quantize_to_int4_weights_from_a_yaml_recipe(tiny_dirs, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("steps:\n  - technique: PruneLayers\n    count: 1\n"
+                      "  - technique: Int4WeightOnly\n    group_size: 64\nbackend: torch\n")
+    out = tmp_path / "o"
+    code, stdout, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(out), "--recipe",
+                                 str(recipe), "--max-ppl-increase", "100%", *FAST], capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["after"]["weight_bytes_per_step"] < 0.5 * report["before"]["weight_bytes_per_step"]
+    handle = load(str(out))
+    assert type(handle.model.model.layers[0].mlp.up_proj).__name__ == "Int4WeightOnlyLinear"
+    assert handle.model.model.layers[0].mlp.up_proj.group_size == 64
+    code, stdout, _ = run_cli(["profile", "--model", str(out), "-p", "8", "-n", "4", "--repeats", "1", "--json"],
+                              capsys)
+    assert code == 0 and json.loads(stdout)["runtime"]["backend"] == "torch"
+
+
+def test_quantize_flag_is_the_last_step(tiny_dirs, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["gpt2"]), "-o", str(out), "--quantize", "int8-weight",
+                            "--max-ppl-increase", "5%", *FAST], capsys)
+    assert code == 0, err
+    assert json.loads((out / "recipe.json").read_text())["steps"] == [
+        {"technique": "Int8WeightOnly", "include_lm_head": True, "version": 1}]
+    report = json.loads((out / "report.json").read_text())
+    assert report["quality"]["budget"]["passed"]
+
+
 def test_over_budget_exits_3_and_still_writes_the_report(tiny_dirs, tmp_path, capsys):
     code, stdout, _ = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(tmp_path / "o"),
                                "--prune", "unstructured=0.9", "--max-ppl-increase", "0%", "--min-top1-agreement",
@@ -67,12 +96,17 @@ def test_over_budget_exits_3_and_still_writes_the_report(tiny_dirs, tmp_path, ca
     (["--prune", "heads=lots"], "needs a number"),
     (["--backend", "vulkan"], "Unknown backend 'vulkan'"),
     (["--recipe", "/no/such/recipe.json"], "No recipe file"),
+    (["--quantize", "int3"], "Unknown --quantize 'int3'. Hint: Use one of: int8-weight, int4-weight"),
+    (["--quantize", "int4-weight", "--group-size", "48"], "must be one of 32, 64, 128, 256, got 48"),
+    (["--quantize", "int4-weight", "--group-size", "128"], "does not divide the 64 input channels"),
+    (["--group-size", "64"], "--group-size goes with --quantize int4-weight"),
+    (["--quantize", "int8-weight", "--backend", "openvino"], "the openvino backend cannot run"),
 ])
 def test_bad_steps_are_one_line_errors(tiny_dirs, tmp_path, capsys, args, message):
     code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(tmp_path / "o"), *args],
                            capsys)
-    assert code == 1 and err.startswith("Error:") and message in err
-    assert not (tmp_path / "o").exists()
+    assert code == 1 and err.strip().splitlines()[-1].startswith("Error:") and message in err
+    assert "profiling" not in err and not (tmp_path / "o").exists()
 
 
 def test_refuses_to_write_inside_the_original_or_over_foreign_files(tiny_dirs, tmp_path, capsys):

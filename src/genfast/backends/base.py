@@ -18,6 +18,8 @@ class Capabilities:
     """Weight dtypes of the model it accepts (``--dtype``)."""
     precisions: tuple[str, ...] = ("fp32",)
     """What ``precision=`` may ask of it (int8 / int4: the backend quantizes)."""
+    quantized_layers: bool = False
+    """Runs models quantized by genfast's PyTorch transforms (Int8WeightOnly, DynamicInt8, ...)."""
     extra: str | None = None
     """The ``pip install genfast[extra]`` that provides it, if optional."""
 

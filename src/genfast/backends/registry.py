@@ -38,4 +38,20 @@ def build_runtime(name: str, handle, **options):
     allowed = backend.capabilities.precisions
     if precision not in allowed:
         raise ConfigError(f"The {name} backend has no precision {precision!r}.", f"Use one of: {', '.join(allowed)}.")
+    _check_model_fits(name, backend.capabilities, handle.model)
     return backend.build(handle, **options)
+
+
+def _check_model_fits(name: str, caps, model) -> None:
+    """A model cast or quantized by genfast's torch transforms runs only where its layers are understood."""
+    from genfast.compress.quantize.layers import QuantizedLinear
+    from genfast.devices import dtype_name
+
+    if not caps.quantized_layers and any(isinstance(m, QuantizedLinear) for m in model.modules()):
+        raise ConfigError(f"This model was quantized with genfast's PyTorch kernels, which the {name} backend "
+                          "cannot run.", f"Run it on torch or torch-compile, or quantize the original with "
+                          f"--backend {name} --precision int8 instead.")
+    dtype = dtype_name(next(model.parameters()).dtype)
+    if dtype not in caps.dtypes:
+        raise ConfigError(f"The {name} backend takes {', '.join(caps.dtypes)} weights; this model's are {dtype}.",
+                          "Run the fp32 original through it, or use the torch backend.")

@@ -11,7 +11,8 @@ from genfast.backends.base import Capabilities
 from genfast.models.handle import ModelHandle
 from genfast.runtime.base import Runtime
 
-_TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32", "fp16", "bf16"))
+_TORCH_CAPS = Capabilities(devices=("cpu", "cuda", "mps", "xpu"), dtypes=("fp32", "fp16", "bf16"),
+                           quantized_layers=True)
 
 
 def autocast_dtype(handle: ModelHandle, options: dict) -> torch.dtype | None:

@@ -18,9 +18,13 @@ def optimize(
                                              "heads=0.25, layers=1."),
     distill: int = typer.Option(0, help="After the pruning steps, heal with this many distillation steps "
                                         "(teacher: the original model)."),
+    quantize: str | None = typer.Option(None, help="Last step, in PyTorch (torch backends): int8-weight, int4-weight, "
+                                                   "int8-dynamic, fp16, bf16."),
+    group_size: int | None = typer.Option(None, help="Group size of --quantize int4-weight: 32, 64, 128, 256."),
     backend: str | None = typer.Option(None, help="Runtime of the result: torch, torch-compile, onnxruntime, openvino."),
-    precision: str | None = typer.Option(None, help="fp32; int8 (onnxruntime, openvino); int4 (openvino)."),
-    recipe: Path | None = typer.Option(None, help="A recipe JSON file (steps, backend, precision) instead of flags."),
+    precision: str | None = typer.Option(None, help="The backend's own quantization: int8 (onnxruntime, "
+                                                    "openvino); int4 (openvino)."),
+    recipe: Path | None = typer.Option(None, help="A recipe file, YAML or JSON (steps, backend, precision), instead of flags."),
     max_ppl_increase: str | None = typer.Option("2%", help="Quality budget, e.g. 2% or 0.02."),
     min_top1_agreement: str | None = typer.Option(None, help="e.g. 0.95."),
     max_kl: str | None = typer.Option(None),
@@ -32,7 +36,7 @@ def optimize(
 ) -> None:
     """Compress, verify against the original with your budget, profile before/after, write out/."""
     from genfast.compress.optimize import optimize as run_optimize
-    from genfast.compress.recipe import Recipe, parse_prune
+    from genfast.compress.recipe import Recipe, parse_prune, parse_quantize
     from genfast.errors import ConfigError
     from genfast.profiling.workload import Workload
     from genfast.quality.budget import QualityBudget
@@ -40,11 +44,15 @@ def optimize(
 
     quiet_libraries()
     set_threads(threads)
-    if recipe and prune:
-        raise ConfigError("Give --recipe or --prune steps, not both.")
+    if recipe and (prune or distill or quantize):
+        raise ConfigError("Give --recipe or --prune / --distill / --quantize steps, not both.")
     plan = Recipe.from_file(recipe) if recipe else Recipe(steps=[parse_prune(p) for p in prune])
     if distill:
         plan.steps.append({"technique": "Distill", "steps": distill})
+    if quantize:
+        plan.steps.append(parse_quantize(quantize, group_size))
+    elif group_size is not None:
+        raise ConfigError("--group-size goes with --quantize int4-weight.")
     plan.backend = backend or plan.backend
     plan.precision = precision or plan.precision
     budget = QualityBudget.parse(max_ppl_increase, min_top1_agreement, max_kl, min_greedy_agreement)

@@ -12,23 +12,46 @@ from genfast.errors import ConfigError
 
 C = TypeVar("C")
 _TRANSFORMS: dict[type, Callable[[torch.nn.Module, Any, Any], torch.nn.Module]] = {}
+_REAPPLY_ON_LOAD: set[str] = set()
 _RECIPE_ATTR = "_genfast_recipe"
 
 
-def register(config_type: type[C]) -> Callable:
+def register(config_type: type[C], reapply_on_load: bool = False) -> Callable:
     """Decorator: ``fn(model, config, tokenizer) -> model`` applies configs of ``config_type``
-    (``tokenizer`` is None when a bare module was given)."""
+    (``tokenizer`` is None when a bare module was given).
+
+    ``reapply_on_load``: the saved config does not describe the result (quantized layers, a cast),
+    so loading an artifact rebuilds the model from its config, applies the step again, then loads
+    the saved tensors. Pruning needs no such step: it rewrites the config itself.
+    """
 
     def wrap(fn: Callable[[torch.nn.Module, C, Any], torch.nn.Module]) -> Callable:
         _TRANSFORMS[config_type] = fn
+        if reapply_on_load:
+            _REAPPLY_ON_LOAD.add(config_type.__name__)
         return fn
 
     return wrap
 
 
+def registered_configs() -> list[type]:
+    """The config types compress_ accepts (those whose modules have been imported)."""
+    return list(_TRANSFORMS)
+
+
+def reapplied_on_load(step: dict) -> bool:
+    """Whether loading an artifact must apply this recipe step again (see ``register``)."""
+    return step.get("technique") in _REAPPLY_ON_LOAD
+
+
 def recipe_of(model: torch.nn.Module) -> list[dict]:
     """The steps applied to ``model`` so far, in order (saved as ``recipe.json`` with artifacts)."""
     return list(getattr(model, _RECIPE_ATTR, []))
+
+
+def set_recipe(model: torch.nn.Module, steps: list[dict]) -> None:
+    """Give a loaded artifact's model the recipe it was saved with."""
+    setattr(model, _RECIPE_ATTR, list(steps))
 
 
 def record_step(model: torch.nn.Module, config: Any) -> None:
@@ -44,6 +67,8 @@ def compress_(target: Any, config: Any) -> torch.nn.Module:
     from genfast.models.handle import ModelHandle
 
     model, tokenizer = (target.model, target.tokenizer) if isinstance(target, ModelHandle) else (target, None)
+    from genfast.compress import prune, quantize  # noqa: F401 - importing registers their transforms
+
     transform = _TRANSFORMS.get(type(config))
     if transform is None:
         known = ", ".join(sorted(t.__name__ for t in _TRANSFORMS)) or "none registered"

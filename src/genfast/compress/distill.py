@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,28 +79,43 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
     teacher.eval()
     student.train()
     start = time.perf_counter()
-    while step < cfg.steps:
-        if cfg.max_minutes and time.perf_counter() - start > cfg.max_minutes * 60:
-            log(f"time budget reached at step {step}")
-            break
-        batch = seeded_windows(train_ids, step, cfg.seed, cfg.batch_size, cfg.seq_len + 1).to(device)
-        inputs, labels = batch[:, :-1], batch[:, 1:]
-        with torch.no_grad():
-            teacher_logits = teacher(input_ids=inputs).logits
-        loss = distill_loss(student(input_ids=inputs).logits, teacher_logits, labels, cfg.temperature, cfg.alpha)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            ppl = math.exp(evaluate_loss(student, eval_ids, cfg.seq_len, windows=16))
-            history.append({"step": step, "loss": loss.item(), "heldout_perplexity": ppl})
-            log(f"distill step {step}: loss {loss.item():.3f}, held-out perplexity {ppl:.2f}")
-        if ckpt and step % cfg.ckpt_every == 0:
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "history": history, "config": asdict(cfg)}, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+    with _progress_bar(cfg.steps, step) as advance:
+        while step < cfg.steps:
+            if cfg.max_minutes and time.perf_counter() - start > cfg.max_minutes * 60:
+                log(f"time budget reached at step {step}")
+                break
+            batch = seeded_windows(train_ids, step, cfg.seed, cfg.batch_size, cfg.seq_len + 1).to(device)
+            inputs, labels = batch[:, :-1], batch[:, 1:]
+            with torch.no_grad():
+                teacher_logits = teacher(input_ids=inputs).logits
+            loss = distill_loss(student(input_ids=inputs).logits, teacher_logits, labels, cfg.temperature, cfg.alpha)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            advance()
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                ppl = math.exp(evaluate_loss(student, eval_ids, cfg.seq_len, windows=16))
+                history.append({"step": step, "loss": loss.item(), "heldout_perplexity": ppl})
+                log(f"distill step {step}: loss {loss.item():.3f}, held-out perplexity {ppl:.2f}")
+            if ckpt and step % cfg.ckpt_every == 0:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
+                            "history": history, "config": asdict(cfg)}, ckpt.with_suffix(".tmp"))
+                ckpt.with_suffix(".tmp").replace(ckpt)
     student.eval()
     return history
+
+
+@contextmanager
+def _progress_bar(total: int, done: int):
+    """A rich progress bar on an interactive stderr (nothing in logs and tests); yields advance()."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("distilling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("distill", total=total, completed=done)
+        yield lambda: bar.advance(task)

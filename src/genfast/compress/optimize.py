@@ -31,6 +31,24 @@ def check_output_dir(out_dir: Path, source_path: Path) -> None:
                           "Choose an empty or new -o directory.")
 
 
+def _check_steps(configs: list, backend) -> None:
+    """Distillation trains float weights, so it comes before quantizing; PyTorch-quantized layers
+    need a backend that runs them."""
+    from genfast.compress.api import reapplied_on_load
+    from genfast.compress.quantize import CastPrecision
+
+    quantized = False
+    for config in configs:
+        if isinstance(config, Distill) and quantized:
+            raise ConfigError("Distill comes after a quantization step in the recipe; it trains float weights.",
+                              "Put the distillation before the quantization step.")
+        if reapplied_on_load({"technique": type(config).__name__}) and not isinstance(config, CastPrecision):
+            quantized = True
+            if not backend.capabilities.quantized_layers:
+                raise ConfigError(f"--quantize makes PyTorch layers the {backend.name} backend cannot run.",
+                                  f"Use --backend torch, or --backend {backend.name} --precision int8 alone.")
+
+
 def _summary(handle: ModelHandle, runtime, profile: dict, quality_ppl: dict) -> dict:
     case = profile["cases"][0]
     return {
@@ -59,7 +77,7 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     out_dir = Path(out_dir)
     check_output_dir(out_dir, resolve_model_path(source))
     configs = [step_config(step) for step in recipe.steps]  # every step is checked before any work
-    get_backend(recipe.backend)  # an unknown or missing backend fails before any work
+    _check_steps(configs, get_backend(recipe.backend))  # an unknown or missing backend fails before any work
     workload = workload or Workload(prompt_lens=[128], output_len=64, repeats=3)
     budget = budget or QualityBudget()
     settings = settings or QualitySettings()
@@ -69,10 +87,6 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     # one cache size serves both the profile and the quality check's greedy generations
     cache_len = min(original.context_length, max(max(workload.prompt_lens) + workload.output_len,
                                                  settings.prompt_len + settings.new_tokens))
-    log("profiling the original (torch, fp32)")
-    base_rt = get_backend("torch").build(original, max_cache_len=cache_len)
-    before = profile_llm(original, workload, runtime=base_rt)
-
     candidate = load(source)
     for config in configs:
         log(f"applying {type(config).__name__}")
@@ -84,6 +98,10 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
             record_step(candidate.model, config)
         else:
             compress_(candidate, config)
+    # the original is profiled after the steps, so a step that fails (a shape it cannot take) fails fast
+    log("profiling the original (torch, fp32)")
+    base_rt = get_backend("torch").build(original, max_cache_len=cache_len)
+    before = profile_llm(original, workload, runtime=base_rt)
     log(f"building the {recipe.backend} runtime ({recipe.precision})")
     cand_rt = build_runtime(recipe.backend, candidate, precision=recipe.precision, threads=threads,
                             max_cache_len=cache_len)

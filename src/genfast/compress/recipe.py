@@ -1,8 +1,8 @@
 """A recipe: ordered compression steps + the backend and precision that run the result.
 
 Written as ``recipe.json`` beside every artifact, so a model is known by what was done to it.
-From the CLI: ``--prune ffn=0.25 --prune heads=0.25 --backend onnxruntime --precision int8``,
-or a JSON file with the same fields.
+From the CLI: ``--prune ffn=0.25 --prune heads=0.25 --distill 300 --quantize int8-weight``, or
+``--backend onnxruntime --precision int8``, or a JSON file with the same fields.
 """
 
 from __future__ import annotations
@@ -30,12 +30,21 @@ class Recipe:
 
     @classmethod
     def from_file(cls, path: Path) -> Recipe:
+        import yaml
+
+        path = Path(path)
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
+            text = path.read_text()
+        except (FileNotFoundError, IsADirectoryError):
             raise ConfigError(f"No recipe file at {path}.") from None
+        try:
+            data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} does not hold a recipe (a mapping with steps, backend, precision).")
         unknown = set(data) - {"steps", "backend", "precision", "version"}
         if unknown:
             raise ConfigError(f"Unknown recipe fields: {', '.join(sorted(unknown))}.",
@@ -60,12 +69,36 @@ def parse_prune(spec: str) -> dict:
             field_name: value}
 
 
-def step_config(step: dict) -> Any:
-    """The config object a step dict describes (validated)."""
-    from genfast.compress import prune
+QUANTIZE_KINDS = {"int8-weight": "Int8WeightOnly", "int4-weight": "Int4WeightOnly",
+                  "int8-dynamic": "DynamicInt8", "fp16": "CastPrecision", "bf16": "CastPrecision"}
+
+
+def parse_quantize(kind: str, group_size: int | None = None) -> dict:
+    """``int4-weight`` -> a step dict (PyTorch-side quantization, run by the torch backends)."""
+    technique = QUANTIZE_KINDS.get(kind)
+    if technique is None:
+        raise ConfigError(f"Unknown --quantize {kind!r}.", f"Use one of: {', '.join(QUANTIZE_KINDS)}.")
+    if group_size is not None and technique != "Int4WeightOnly":
+        raise ConfigError("--group-size applies to --quantize int4-weight only.")
+    if technique == "CastPrecision":
+        return {"technique": technique, "dtype": kind}
+    if technique == "Int4WeightOnly" and group_size is not None:
+        return {"technique": technique, "group_size": group_size}
+    return {"technique": technique}
+
+
+def technique_classes() -> dict[str, type]:
+    """Every technique a recipe step may name, by name."""
+    from genfast.compress import prune, quantize  # noqa: F401 - importing registers their transforms
+    from genfast.compress.api import registered_configs
     from genfast.compress.distill import Distill
 
-    classes = {name: getattr(prune, name) for name in prune.__all__} | {"Distill": Distill}
+    return {cls.__name__: cls for cls in registered_configs()} | {"Distill": Distill}
+
+
+def step_config(step: dict) -> Any:
+    """The config object a step dict describes (validated)."""
+    classes = technique_classes()
     args = {k: v for k, v in step.items() if k != "technique"}
     cls = classes.get(step.get("technique"))
     if cls is None:

@@ -13,7 +13,9 @@ import torch
 
 from genfast import envs
 from genfast.devices import precision_warning, resolve_device, resolve_dtype
-from genfast.errors import ModelLoadError
+from genfast.compress.api import set_recipe
+from genfast.compress.restore import needs_restore, restore
+from genfast.errors import GenfastError, ModelLoadError
 from genfast.models.handle import ModelHandle
 
 DEMO = "demo"
@@ -126,6 +128,18 @@ def resolve_model_path(source: str) -> Path:
     return Path(_resolve_hub_id(source))
 
 
+def _read_recipe(path: Path) -> dict:
+    """The artifact's recipe.json ({} for a plain model directory)."""
+    recipe_file = path / "recipe.json"
+    if not recipe_file.is_file():
+        return {}
+    try:
+        return json.loads(recipe_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{recipe_file} is not valid JSON ({exc.msg}).",
+                             "Restore it from the artifact's report.json, or re-create the artifact.") from None
+
+
 def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelHandle:
     """Load a causal LM with its tokenizer and generation config, ready for inference."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -136,8 +150,15 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
         warnings.warn(warning, stacklevel=2)
     path = resolve_model_path(source)
     _check_causal_lm_dir(path)
+    recipe = _read_recipe(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        if needs_restore(recipe):
+            model = restore(path, recipe, torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            set_recipe(model, recipe.get("steps", []))
+    except GenfastError:
+        raise
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/RuntimeError
         raise ModelLoadError(f"Could not load the model in {path}: {_first_line(exc)}") from None
     try:
@@ -152,8 +173,6 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     except OSError:
         generation_config = GenerationConfig.from_model_config(model.config)
     model.to(target).eval()
-    recipe_file = path / "recipe.json"
-    recipe = json.loads(recipe_file.read_text()) if recipe_file.is_file() else {}
     return ModelHandle(model=model, tokenizer=tokenizer, generation_config=generation_config,
                        source=source, path=str(path), recipe=recipe)
 

@@ -21,15 +21,24 @@ def cuda_peak_bytes(device: torch.device) -> int | None:
     return int(torch.cuda.max_memory_allocated(device))
 
 
+def _quantized_layers(model: torch.nn.Module) -> list:
+    from genfast.compress.quantize.layers import QuantizedLinear
+
+    return [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+
+
 def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters, counting a quantized layer's weights (held as buffers) as the float layer's."""
+    quantized = sum(m.in_features * m.out_features + (m.out_features if m.bias is not None else 0)
+                    for m in _quantized_layers(model))
+    return sum(p.numel() for p in model.parameters()) + quantized
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
-    """Bytes of all parameters and buffers, counting each shared tensor once (tied embeddings)."""
+    """Bytes of the saved tensors (parameters and persistent buffers), each shared tensor once."""
     seen: set[int] = set()
     total = 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    for t in model.state_dict(keep_vars=True).values():
         if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())
@@ -44,7 +53,8 @@ def weight_bytes_read_per_step(model: torch.nn.Module) -> int:
     are not tied to the output head: a step gathers only one row of those per token.
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    head_ptr = head.weight.data_ptr() if head is not None else None
+    head_weight = getattr(head, "weight", None)  # a quantized head has none
+    head_ptr = head_weight.data_ptr() if isinstance(head_weight, torch.Tensor) else None
     gathered = {m.weight.data_ptr() for m in model.modules()
                 if isinstance(m, torch.nn.Embedding) and m.weight.data_ptr() != head_ptr}
     seen: set[int] = set()
@@ -54,4 +64,5 @@ def weight_bytes_read_per_step(model: torch.nn.Module) -> int:
             continue
         seen.add(p.data_ptr())
         total += p.numel() * p.element_size()
-    return total
+    # a quantized layer reads its stored tensors (the kernel's packed copies are the same size)
+    return total + sum(t.numel() * t.element_size() for m in _quantized_layers(model) for t in m.state_dict().values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from genfast.compress.quantize.layers import QuantizedLinear
 from genfast.errors import ConfigError
 from genfast.runtime.decoder import Block, DecoderShape, FastDecoder
 
@@ -29,8 +30,10 @@ class RMSNorm(torch.nn.Module):
         return self.weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
-def _fused_linear(*parts: torch.nn.Linear) -> torch.nn.Linear:
-    """One Linear whose output is the concatenation of ``parts``' outputs (one matmul, not several)."""
+def _fused_linear(*parts: torch.nn.Module) -> torch.nn.Module:
+    """One layer whose output is the concatenation of ``parts``' outputs (one matmul, not several)."""
+    if isinstance(parts[0], QuantizedLinear):
+        return type(parts[0]).concat(list(parts))
     weight = torch.cat([p.weight.detach() for p in parts], dim=0)
     has_bias = parts[0].bias is not None
     fused = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias, device=weight.device, dtype=weight.dtype)
@@ -40,8 +43,10 @@ def _fused_linear(*parts: torch.nn.Linear) -> torch.nn.Linear:
     return fused
 
 
-def _linear_from_conv1d(conv) -> torch.nn.Linear:
-    """GPT-2's Conv1D stores (in, out); a Linear stores (out, in)."""
+def _linear_from_conv1d(conv) -> torch.nn.Module:
+    """GPT-2's Conv1D stores (in, out); a Linear stores (out, in). Quantized layers are already (out, in)."""
+    if isinstance(conv, QuantizedLinear):
+        return conv
     weight = conv.weight.detach().t().contiguous()
     lin = torch.nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
     lin.weight = torch.nn.Parameter(weight, requires_grad=False)

@@ -1,0 +1,9 @@
+"""Quantization: dynamic int8, weight-only int8 / int4 with fast CPU kernels, fp16 / bf16 casting."""
+
+from genfast.compress.quantize.cast import CastPrecision
+from genfast.compress.quantize.dynamic_int8 import DynamicInt8
+from genfast.compress.quantize.int4_weight import Int4WeightOnly
+from genfast.compress.quantize.int8_weight import Int8WeightOnly
+from genfast.compress.quantize.layers import QuantizedLinear, sqnr_db
+
+__all__ = ["CastPrecision", "DynamicInt8", "Int4WeightOnly", "Int8WeightOnly", "QuantizedLinear", "sqnr_db"]

@@ -1,0 +1,83 @@
+"""Weight-only int8: symmetric per-output-channel int8 weights, float activations.
+
+The kernel is PyTorch's own ``_weight_int8pack_mm``. Its fp32 path is slow on CPU (3.7x slower
+than an fp32 matmul, ``benchmarks/cpu_int_kernels.py``) while its bf16 path reads the int8
+weights at memory speed, so activations go in as bf16 and come back in the model's dtype.
+Where the kernel cannot run (another device, ``in_features`` not a multiple of 16) the layer
+dequantizes and multiplies: correct, not fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genfast.compress.api import register
+from genfast.compress.quantize.layers import QuantizedLinear, bias_of, concat_bias, dense_weight, swap_layers
+
+KERNEL_DTYPE = torch.bfloat16
+_KERNEL_K_MULTIPLE = 16  # the CPU kernel crashes on other widths
+
+
+@dataclass
+class Int8WeightOnly:
+    include_lm_head: bool = True
+    """Quantize the output projection too (it is read every step, like every other matrix)."""
+    version: int = 1
+
+    def validate(self) -> None:
+        pass
+
+
+def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, in) float -> int8 values and fp32 scales with weight ~= q * scale[:, None]."""
+    w = weight.float()
+    scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
+    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+class Int8WeightOnlyLinear(QuantizedLinear):
+    """y = x @ (q * scale).T + bias."""
+
+    def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.out_features, self.in_features = qweight.shape
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", bias)
+        self._derive()
+
+    @classmethod
+    def from_dense(cls, module: torch.nn.Module) -> Int8WeightOnlyLinear:
+        q, scale = quantize_per_channel(dense_weight(module))
+        return cls(q, scale, bias_of(module))
+
+    @classmethod
+    def concat(cls, parts: list[Int8WeightOnlyLinear]) -> Int8WeightOnlyLinear:
+        """One layer computing ``parts``' outputs side by side (fused projections)."""
+        return cls(torch.cat([p.qweight for p in parts]), torch.cat([p.scale for p in parts]), concat_bias(parts))
+
+    def _derive(self) -> None:
+        self.register_buffer("kernel_scale", self.scale.to(KERNEL_DTYPE), persistent=False)
+
+    def dequantized(self) -> torch.Tensor:
+        return self.qweight.float() * self.scale[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and self.in_features % _KERNEL_K_MULTIPLE == 0:
+            flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
+            y = torch._weight_int8pack_mm(flat, self.qweight, self.kernel_scale)
+            y = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+        else:
+            y = F.linear(x, self.dequantized().to(x.dtype))
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
+
+@register(Int8WeightOnly, reapply_on_load=True)
+@torch.no_grad()
+def int8_weight_only(model: torch.nn.Module, cfg: Int8WeightOnly, tokenizer=None) -> torch.nn.Module:
+    swap_layers(model, cfg.include_lm_head, lambda _name, layer: Int8WeightOnlyLinear.from_dense(layer))
+    return model
