@@ -24,7 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_results  # noqa: E402
 
 WORK = Path(".genfast-work")
+# (backend, precision): the backend's own quantization; "torch" + "int8-weight" and the like:
+# genfast's PyTorch quantization (genfast optimize --quantize) run by the torch backend
 CASES = [("hf-generate", "fp32"), ("hf", "fp32"), ("torch", "fp32"), ("torch-compile", "fp32"),
+         ("torch", "int8-weight"), ("torch", "int4-weight"), ("torch", "int8-dynamic"),
          ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
          ("openvino", "int4")]
 PROMPT, NEW, REPEATS = 128, 128, 3
@@ -73,6 +76,8 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
     import resource
 
     from genfast.backends.registry import build_runtime
+    from genfast.compress import compress_
+    from genfast.compress.recipe import QUANTIZE_KINDS, parse_quantize, step_config
     from genfast.models.loading import load
     from genfast.profiling.hardware import memory_read_bandwidth
     from genfast.profiling.llm import profile_llm
@@ -85,8 +90,10 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
         out = _generate_baseline(handle)
     else:
         start = time.perf_counter()
-        runtime = build_runtime(backend, handle, precision=precision, threads=threads, batch=1,
-                                             max_cache_len=PROMPT + NEW)
+        if precision in QUANTIZE_KINDS:
+            compress_(handle, step_config(parse_quantize(precision)))
+        runtime = build_runtime(backend, handle, precision="fp32" if precision in QUANTIZE_KINDS else precision,
+                                threads=threads, batch=1, max_cache_len=PROMPT + NEW)
         build_s = time.perf_counter() - start
         r = profile_llm(handle, Workload(prompt_lens=[PROMPT], output_len=NEW, repeats=REPEATS, warmup=1),
                         runtime=runtime)

@@ -14,6 +14,11 @@ def demo_model_dir() -> Path:
     return Path(__file__).parent / "models" / "demo" / "weights"
 
 
+def demo_student_dir() -> Path:
+    """Directory of the bundled distilled student of the demo model."""
+    return Path(__file__).parent / "models" / "demo" / "student"
+
+
 def hub_connect_timeout_s() -> float:
     """Seconds to wait for the model hub before calling it unreachable (``GENFAST_HUB_TIMEOUT``)."""
     return float(os.environ.get("GENFAST_HUB_TIMEOUT", "3"))

@@ -78,7 +78,7 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
         log(f"resumed distillation at step {step}")
     teacher.eval()
     student.train()
-    start = time.perf_counter()
+    start, loss = time.perf_counter(), None
     with _progress_bar(cfg.steps, step) as advance:
         while step < cfg.steps:
             if cfg.max_minutes and time.perf_counter() - start > cfg.max_minutes * 60:
@@ -96,16 +96,22 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
             step += 1
             advance()
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                ppl = math.exp(evaluate_loss(student, eval_ids, cfg.seq_len, windows=16))
-                history.append({"step": step, "loss": loss.item(), "heldout_perplexity": ppl})
-                log(f"distill step {step}: loss {loss.item():.3f}, held-out perplexity {ppl:.2f}")
+                history.append(_evaluate(student, eval_ids, cfg, step, loss.item(), log))
             if ckpt and step % cfg.ckpt_every == 0:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 torch.save({"student": student.state_dict(), "opt": opt.state_dict(), "step": step,
                             "history": history, "config": asdict(cfg)}, ckpt.with_suffix(".tmp"))
                 ckpt.with_suffix(".tmp").replace(ckpt)
+    if step and (not history or history[-1]["step"] != step):  # stopped by the time budget between evaluations
+        history.append(_evaluate(student, eval_ids, cfg, step, loss.item() if loss is not None else math.nan, log))
     student.eval()
     return history
+
+
+def _evaluate(student, eval_ids: torch.Tensor, cfg: Distill, step: int, loss: float, log) -> dict:
+    ppl = math.exp(evaluate_loss(student, eval_ids, cfg.seq_len, windows=16))
+    log(f"distill step {step}: loss {loss:.3f}, held-out perplexity {ppl:.2f}")
+    return {"step": step, "loss": loss, "heldout_perplexity": ppl}
 
 
 @contextmanager

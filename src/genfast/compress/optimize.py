@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -93,9 +94,11 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
         if isinstance(config, Distill):  # heal what came before, with the original as the teacher
             from genfast.textdata import reference_text, training_text
 
-            distill(original.model, candidate.model, original.tokenizer, training_text(), reference_text(),
-                    config, work_dir=out_dir / ".distill", log=log)
-            record_step(candidate.model, config)
+            history = distill(original.model, candidate.model, original.tokenizer, training_text(),
+                              reference_text(), config, work_dir=out_dir / ".distill", log=log)
+            # record the steps done (a time budget may stop early), so the recipe replays this run
+            done = history[-1]["step"] if history else config.steps
+            record_step(candidate.model, dataclasses.replace(config, steps=done, max_minutes=None))
         else:
             compress_(candidate, config)
     # the original is profiled after the steps, so a step that fails (a shape it cannot take) fails fast

@@ -19,18 +19,20 @@ from genfast.errors import GenfastError, ModelLoadError
 from genfast.models.handle import ModelHandle
 
 DEMO = "demo"
+DEMO_STUDENT = "demo-student"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DEMO_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
-def demo_path() -> Path:
-    """The bundled demo model's directory, checked to be complete."""
-    path = envs.demo_model_dir()
-    for name in _DEMO_FILES:
-        if not (path / name).is_file():
+def demo_path(name: str = DEMO) -> Path:
+    """The bundled demo model's (or its distilled student's) directory, checked to be complete."""
+    path = envs.demo_model_dir() if name == DEMO else envs.demo_student_dir()
+    for file in _DEMO_FILES:
+        if not (path / file).is_file():
             raise ModelLoadError(
-                f"The bundled demo model is incomplete: {path / name} is missing.",
-                "Reinstall genfast, or rebuild it with `genfast train-demo`.",
+                f"The bundled {name} model is incomplete: {path / file} is missing.",
+                "Reinstall genfast, or rebuild it with `genfast train-demo`"
+                + ("." if name == DEMO else " and benchmarks/distill_student.sh."),
             )
     return path
 
@@ -116,8 +118,8 @@ def _resolve_hub_id(source: str) -> str:
 
 def resolve_model_path(source: str) -> Path:
     """Where the files of ``source`` (``demo``, a directory, or a hub id) are on disk."""
-    if source == DEMO:
-        return demo_path()
+    if source in (DEMO, DEMO_STUDENT):
+        return demo_path(source)
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
