@@ -43,3 +43,12 @@ def test_a_smaller_student_moves_towards_its_teacher(tokenizer, tmp_path):
 def test_bad_settings():
     with pytest.raises(ConfigError, match="alpha"):
         Distill(alpha=2).validate()
+
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    cfg = Distill(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert cfg.lr_at(0) == pytest.approx(1e-4) and cfg.lr_at(9) == pytest.approx(1e-3)
+    decay = [cfg.lr_at(s) for s in range(10, 101)]
+    assert all(a > b for a, b in zip(decay, decay[1:])) and decay[-1] == pytest.approx(1e-4)
+    stopped_early = Distill(steps=40, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, schedule_steps=100)
+    assert [stopped_early.lr_at(s) for s in range(40)] == [cfg.lr_at(s) for s in range(40)]

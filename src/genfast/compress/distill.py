@@ -31,6 +31,11 @@ class Distill:
     batch_size: int = 8
     seq_len: int = 128
     lr: float = 3e-4
+    """Peak learning rate: linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    schedule_steps: int | None = None
+    """Length of the decay (default: ``steps``); lets a run stopped early be replayed exactly."""
     eval_every: int = 50
     ckpt_every: int = 50
     max_minutes: float | None = None
@@ -44,6 +49,16 @@ class Distill:
             raise ConfigError(f"temperature must be positive, got {self.temperature}.")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
+            raise ConfigError("Distillation needs lr > 0, min_lr_ratio in [0, 1] and warmup_steps >= 0.")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of step ``step`` (0-based): warm-up, then cosine decay."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        total = max(self.schedule_steps or self.steps, self.warmup_steps + 1)
+        progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -84,6 +99,8 @@ def distill(teacher, student, tokenizer, train_text: str, eval_text: str, cfg: D
             if cfg.max_minutes and time.perf_counter() - start > cfg.max_minutes * 60:
                 log(f"time budget reached at step {step}")
                 break
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step)
             batch = seeded_windows(train_ids, step, cfg.seed, cfg.batch_size, cfg.seq_len + 1).to(device)
             inputs, labels = batch[:, :-1], batch[:, 1:]
             with torch.no_grad():

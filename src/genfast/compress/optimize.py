@@ -98,7 +98,8 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
                               reference_text(), config, work_dir=out_dir / ".distill", log=log)
             # record the steps done (a time budget may stop early), so the recipe replays this run
             done = history[-1]["step"] if history else config.steps
-            record_step(candidate.model, dataclasses.replace(config, steps=done, max_minutes=None))
+            record_step(candidate.model, dataclasses.replace(
+                config, steps=done, schedule_steps=config.schedule_steps or config.steps, max_minutes=None))
         else:
             compress_(candidate, config)
     # the original is profiled after the steps, so a step that fails (a shape it cannot take) fails fast
