@@ -2,8 +2,8 @@
 
     python benchmarks/cpu_int_kernels.py
 
-8 stacked 1024x1024 weights, batch 1, 1 thread, 200 calls after warm-up. Writes
-benchmarks/results/cpu_int_kernels.{json,md}.
+64 chained 1024x1024 weights (256 MB in fp32, so no format fits in the cache), batch 1, 2 threads,
+50 calls after warm-up; activations in fp32 or bf16. Writes benchmarks/results/cpu_int_kernels.{json,md}.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from _results import markdown_table, write_results  # noqa: E402
 
 N = K = 1024
 GROUP = 32
+LAYERS = 64
+THREADS = 2
 
 
 def per_call_us(fn) -> float:
@@ -27,16 +29,17 @@ def per_call_us(fn) -> float:
         for _ in range(5):
             fn()
         start = time.perf_counter()
-        for _ in range(200):
+        for _ in range(50):
             fn()
-        return (time.perf_counter() - start) / 200 * 1e6
+        return (time.perf_counter() - start) / 50 * 1e6
 
 
 def main() -> None:
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    weights = [torch.randn(N, K) for _ in range(8)]
+    weights = [torch.randn(N, K) for _ in range(LAYERS)]
     x = torch.randn(1, K)
+    xb = x.bfloat16()
     int8 = []
     for w in weights:  # symmetric per output channel
         scale = w.abs().amax(1) / 127
@@ -51,26 +54,40 @@ def main() -> None:
         scales_zeros = torch.stack([scale.view(N, -1).t(), zeros.view(N, -1).t()], dim=-1).contiguous()
         int4.append((torch._convert_weight_to_int4pack_for_cpu(q, 1), scales_zeros))
 
-    def chain(step):
+    bf16 = [w.bfloat16() for w in weights]
+    int8_b = [(q, scale.bfloat16()) for q, scale in int8]
+    int4_b = [(packed, sz.bfloat16()) for packed, sz in int4]
+
+    def chain(first, op, items):
         def run():
-            y = x
-            for item in step[1]:
-                y = step[0](y, item)
+            y = first
+            for item in items:
+                y = op(y, item)
             return y
         return run
 
-    kernels = {
-        "fp32 linear": chain((lambda y, w: torch.nn.functional.linear(y, w), weights)),
-        "int8 _weight_int8pack_mm": chain((lambda y, qs: torch._weight_int8pack_mm(y, qs[0], qs[1]), int8)),
-        "int4 _weight_int4pack_mm_for_cpu": chain(
-            (lambda y, pz: torch._weight_int4pack_mm_for_cpu(y, pz[0], GROUP, pz[1]), int4)),
+    def int8_mm(y, qs):
+        return torch._weight_int8pack_mm(y, qs[0], qs[1])
+
+    def int4_mm(y, pz):
+        return torch._weight_int4pack_mm_for_cpu(y, pz[0], GROUP, pz[1])
+
+    kernels = {  # name -> (run, weight bytes read per call)
+        "fp32 linear": (chain(x, torch.nn.functional.linear, weights), 4 * N * K),
+        "bf16 linear": (chain(xb, torch.nn.functional.linear, bf16), 2 * N * K),
+        "int8 _weight_int8pack_mm, fp32 activations": (chain(x, int8_mm, int8), N * K),
+        "int8 _weight_int8pack_mm, bf16 activations": (chain(xb, int8_mm, int8_b), N * K),
+        "int4 _weight_int4pack_mm_for_cpu, fp32 activations": (chain(x, int4_mm, int4), N * K // 2),
+        "int4 _weight_int4pack_mm_for_cpu, bf16 activations": (chain(xb, int4_mm, int4_b), N * K // 2),
     }
-    times = {name: per_call_us(fn) for name, fn in kernels.items()}
+    times = {name: per_call_us(run) for name, (run, _) in kernels.items()}
     base = times["fp32 linear"]
-    rows = [[name, f"{us:.0f}", f"{us / base:.2f}x"] for name, us in times.items()]
-    caption = (f"torch {torch.__version__}, {platform.machine()} CPU, 1 thread; 8 chained 1024x1024 weights, one "
-               "token; command: `python benchmarks/cpu_int_kernels.py`.")
-    write_results("cpu_int_kernels", times, caption, markdown_table(["kernel", "us per call", "time vs fp32"], rows))
+    rows = [[name, f"{us:.0f}", f"{us / base:.2f}x", f"{LAYERS * nbytes / (us * 1e3):.1f}"]
+            for (name, (_, nbytes)), us in zip(kernels.items(), times.values())]
+    caption = (f"torch {torch.__version__}, {platform.machine()} CPU, {THREADS} threads; {LAYERS} chained "
+               f"{N}x{K} weights, one token; command: `python benchmarks/cpu_int_kernels.py`.")
+    write_results("cpu_int_kernels", times, caption,
+                  markdown_table(["kernel", "us per call", "time vs fp32", "weight GB/s"], rows))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Every backend x precision against transformers' eager generate(), in one run.
 
-    python benchmarks/runtimes.py [--models demo gpt2-small] [--threads 2]
+    python benchmarks/runtimes.py [--models demo gpt2-small] [--threads 2] [--render]
 
 Each case runs in its own process (so its peak memory is its own): 128-token prompt,
 128 new tokens, batch 1, greedy with EOS ignored, 1 warm-up + 3 counted runs. Writes
@@ -110,21 +110,13 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["demo", "gpt2-small"])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--one", nargs=3, metavar=("MODEL", "BACKEND", "PRECISION"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(*args.one, args.threads)))
-        return
-
+def measure(models: list[str], threads: int) -> list[dict]:
+    """Every case of every model, each in its own process."""
     results = []
-    for model in args.models:
+    for model in models:
         model_dir(model)
         for backend, precision in CASES:
-            proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--one", model, backend,
+            proc = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--one", model, backend,
                                    precision], capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -136,6 +128,31 @@ def main() -> None:
             results.append(row)
             print(f"{model} {backend} {precision}: {row['decode_tokens_per_s']:.1f} tok/s, "
                   f"TTFT {row['ttft_s'] * 1e3:.1f} ms", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["demo", "gpt2-small"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--render", action="store_true", help="rebuild the table from results/runtimes.json")
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "BACKEND", "PRECISION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.threads)))
+        return
+
+    if args.render:  # the table again from the last run's raw results, nothing re-measured
+        results = json.loads((Path(__file__).parent / "results" / "runtimes.json").read_text())
+        args.models = list(dict.fromkeys(r["model"] for r in results))
+    else:
+        results = measure(args.models, args.threads)
+    # every case measured the bandwidth in its own process and it moves between processes; one
+    # figure (their median) for the whole table keeps the roofline column comparable between rows
+    bw = statistics.median(r["bandwidth_gbs"] for r in results if "bandwidth_gbs" in r)
+    for r in results:
+        if "error" not in r:
+            r["roofline_fraction"] = r["decode_tokens_per_s"] * r["weight_bytes_per_step"] / (bw * 1e9)
 
     lines = ["| model | backend | precision | TTFT ms | decode tok/s | vs generate() | peak RSS MiB | "
              "weights MB/step | % of roofline |", "|---|---|---|---|---|---|---|---|---|"]
@@ -150,9 +167,8 @@ def main() -> None:
             lines.append(f"| {model} | {r['backend']} | {r['precision']} | {r['ttft_s'] * 1e3:.1f} | "
                          f"{r['decode_tokens_per_s']:.1f} | {speedup} | {r['peak_rss_mib']:.0f} | "
                          f"{r['weight_bytes_per_step'] / 1e6:.1f} | {r['roofline_fraction']:.0%} |")
-    bw = next((r["bandwidth_gbs"] for r in results if "bandwidth_gbs" in r), float("nan"))
     header = (f"{platform.processor() or platform.machine()}, {args.threads} threads, measured read bandwidth "
-              f"{bw:.1f} GB/s; prompt {PROMPT}, {NEW} new tokens, batch 1, medians of {REPEATS} runs after 1 "
+              f"{bw:.1f} GB/s (median over the cases' processes); prompt {PROMPT}, {NEW} new tokens, batch 1, medians of {REPEATS} runs after 1 "
               f"warm-up; command: `python benchmarks/runtimes.py`. Peak RSS includes the transformers model "
               f"every case loads first.")
     write_results("runtimes", results, header, lines)

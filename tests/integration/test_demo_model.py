@@ -110,3 +110,31 @@ def test_quantized_backends_stay_inside_the_budget(demo, backend, precision, bud
     runtime = get_backend(backend).build(demo, precision=precision)
     result = compare(demo, runtime, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse(*budget))
     assert result["budget"]["passed"], (result["perplexity"]["relative_change"], result["budget"]["failures"])
+
+
+@pytest.mark.parametrize("step, budget", [
+    ({"technique": "Int8WeightOnly"}, ("1%", "0.95")),
+    ({"technique": "DynamicInt8"}, ("2%", "0.9")),
+    ({"technique": "Int4WeightOnly", "group_size": 32}, ("5%", "0.85")),
+    ({"technique": "CastPrecision", "dtype": "bf16"}, ("1%", "0.95")),
+])
+def test_pytorch_quantized_demo_stays_inside_the_issue_budget(demo, step, budget):
+    from genfast.compress import compress_
+    from genfast.compress.recipe import step_config
+    from genfast.models.loading import from_model
+
+    candidate = from_model(copy.deepcopy(demo.model), demo.tokenizer)
+    compress_(candidate, step_config(step))
+    result = compare(demo, candidate, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse(*budget))
+    assert result["budget"]["passed"], (result["perplexity"]["relative_change"], result["budget"]["failures"])
+
+
+def test_bundled_student_is_a_pruned_distilled_demo_inside_its_budget(demo):
+    student = load("demo-student")
+    steps = [s["technique"] for s in student.recipe["steps"]]
+    assert steps == ["PruneFFN", "PruneHeads", "Distill"]
+    assert student.config.intermediate_size == 768 and student.config.num_key_value_heads == 3
+    result = compare(demo, student, demo.tokenizer, settings=SETTINGS, budget=QualityBudget.parse("10%"))
+    assert result["budget"]["passed"], result["perplexity"]["relative_change"]
+    prompt = torch.tensor([demo.tokenizer("import os\n")["input_ids"]])
+    assert generate(TorchRuntime(student.model), prompt, 8).shape == (1, 8)

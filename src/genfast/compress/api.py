@@ -67,8 +67,6 @@ def compress_(target: Any, config: Any) -> torch.nn.Module:
     from genfast.models.handle import ModelHandle
 
     model, tokenizer = (target.model, target.tokenizer) if isinstance(target, ModelHandle) else (target, None)
-    from genfast.compress import prune, quantize  # noqa: F401 - importing registers their transforms
-
     transform = _TRANSFORMS.get(type(config))
     if transform is None:
         known = ", ".join(sorted(t.__name__ for t in _TRANSFORMS)) or "none registered"

@@ -89,7 +89,6 @@ def parse_quantize(kind: str, group_size: int | None = None) -> dict:
 
 def technique_classes() -> dict[str, type]:
     """Every technique a recipe step may name, by name."""
-    from genfast.compress import prune, quantize  # noqa: F401 - importing registers their transforms
     from genfast.compress.api import registered_configs
     from genfast.compress.distill import Distill
 

@@ -15,7 +15,6 @@ from genfast.errors import ModelLoadError
 
 def needs_restore(recipe: dict) -> bool:
     """Whether ``recipe``'s artifact must be loaded by ``restore`` rather than ``from_pretrained``."""
-    from genfast.compress import prune, quantize  # noqa: F401 - importing registers their transforms
     from genfast.compress.api import reapplied_on_load
 
     return any(reapplied_on_load(step) for step in recipe.get("steps", []))
