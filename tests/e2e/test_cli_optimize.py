@@ -71,6 +71,14 @@ def test_quantize_to_int4_weights_from_a_yaml_recipe(tiny_dirs, tmp_path, capsys
     assert code == 0 and json.loads(stdout)["runtime"]["backend"] == "torch"
 
 
+def test_distilling_after_quantizing_is_refused_before_any_work(tiny_dirs, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text("steps: [{technique: Int8WeightOnly}, {technique: Distill, steps: 2}]\n")
+    code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(tmp_path / "o"), "--recipe",
+                            str(recipe)], capsys)
+    assert code == 1 and "Distill comes after a quantization or cast step" in err and "applying" not in err
+
+
 def test_quantize_flag_is_the_last_step(tiny_dirs, tmp_path, capsys):
     out = tmp_path / "o"
     code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["gpt2"]), "-o", str(out), "--quantize", "int8-weight",
@@ -101,6 +109,7 @@ def test_over_budget_exits_3_and_still_writes_the_report(tiny_dirs, tmp_path, ca
     (["--quantize", "int4-weight", "--group-size", "128"], "does not divide the 64 input channels"),
     (["--group-size", "64"], "--group-size goes with --quantize int4-weight"),
     (["--quantize", "int8-weight", "--backend", "openvino"], "the openvino backend cannot run"),
+    (["--quantize", "bf16", "--backend", "onnxruntime"], "takes fp32 weights, not bf16"),
 ])
 def test_bad_steps_are_one_line_errors(tiny_dirs, tmp_path, capsys, args, message):
     code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(tmp_path / "o"), *args],

@@ -33,21 +33,22 @@ def check_output_dir(out_dir: Path, source_path: Path) -> None:
 
 
 def _check_steps(configs: list, backend) -> None:
-    """Distillation trains float weights, so it comes before quantizing; PyTorch-quantized layers
-    need a backend that runs them."""
-    from genfast.compress.api import reapplied_on_load
-    from genfast.compress.quantize import CastPrecision
+    """Before any work: distillation trains float weights, so it comes before quantizing or
+    casting, and the backend must run what the steps produce."""
+    from genfast.compress.quantize import LAYER_QUANTIZERS, CastPrecision
 
-    quantized = False
+    caps, lowered = backend.capabilities, False
     for config in configs:
-        if isinstance(config, Distill) and quantized:
-            raise ConfigError("Distill comes after a quantization step in the recipe; it trains float weights.",
-                              "Put the distillation before the quantization step.")
-        if reapplied_on_load({"technique": type(config).__name__}) and not isinstance(config, CastPrecision):
-            quantized = True
-            if not backend.capabilities.quantized_layers:
-                raise ConfigError(f"--quantize makes PyTorch layers the {backend.name} backend cannot run.",
-                                  f"Use --backend torch, or --backend {backend.name} --precision int8 alone.")
+        if isinstance(config, Distill) and lowered:
+            raise ConfigError("Distill comes after a quantization or cast step in the recipe; it trains float "
+                              "weights.", "Put the distillation before that step.")
+        if isinstance(config, LAYER_QUANTIZERS) and not caps.quantized_layers:
+            raise ConfigError(f"--quantize makes PyTorch layers the {backend.name} backend cannot run.",
+                              f"Use --backend torch, or --backend {backend.name} --precision int8 alone.")
+        if isinstance(config, CastPrecision) and config.dtype not in caps.dtypes:
+            raise ConfigError(f"The {backend.name} backend takes {', '.join(caps.dtypes)} weights, not {config.dtype}.",
+                              "Leave out the cast, or use --backend torch.")
+        lowered = lowered or isinstance(config, (*LAYER_QUANTIZERS, CastPrecision))
 
 
 def _summary(handle: ModelHandle, runtime, profile: dict, quality_ppl: dict) -> dict:

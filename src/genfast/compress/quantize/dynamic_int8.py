@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from genfast.compress.api import register
-from genfast.compress.quantize.int8_weight import quantize_per_channel
-from genfast.compress.quantize.layers import QuantizedLinear, bias_of, concat_bias, dense_weight, swap_layers
+from genfast.compress.quantize.int8_weight import PerChannelInt8Linear
+from genfast.compress.quantize.layers import swap_layers
 
 # activations use 7 of 8 bits so the int8 x int8 products cannot saturate on CPUs without VNNI
 REDUCE_RANGE = True
@@ -41,26 +41,8 @@ def _fake_quantize_activations(x: torch.Tensor) -> torch.Tensor:
     return (torch.round(x / scale) + zero).clamp(0, levels).sub(zero).mul(scale)
 
 
-class DynamicInt8Linear(QuantizedLinear):
+class DynamicInt8Linear(PerChannelInt8Linear):
     """y = quantize(x) @ (q * scale).T + bias, with x's 8-bit range chosen per call."""
-
-    def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
-        super().__init__()
-        self.out_features, self.in_features = qweight.shape
-        self.register_buffer("qweight", qweight)
-        self.register_buffer("scale", scale)
-        self.register_buffer("bias", bias)
-        self._derive()
-
-    @classmethod
-    def from_dense(cls, module: torch.nn.Module) -> DynamicInt8Linear:
-        q, scale = quantize_per_channel(dense_weight(module))
-        return cls(q, scale, bias_of(module))
-
-    @classmethod
-    def concat(cls, parts: list[DynamicInt8Linear]) -> DynamicInt8Linear:
-        """One layer computing ``parts``' outputs side by side (fused projections)."""
-        return cls(torch.cat([p.qweight for p in parts]), torch.cat([p.scale for p in parts]), concat_bias(parts))
 
     def _derive(self) -> None:
         self.packed = None
@@ -74,9 +56,6 @@ class DynamicInt8Linear(QuantizedLinear):
                 self.packed = torch.ops.quantized.linear_prepack(qtensor, self.bias)
             except (AttributeError, RuntimeError):  # a torch without the op: the emulation below runs
                 self.packed = None
-
-    def dequantized(self) -> torch.Tensor:
-        return self.qweight.float() * self.scale[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None and x.device.type == "cpu":

@@ -39,8 +39,8 @@ def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return q, scale
 
 
-class Int8WeightOnlyLinear(QuantizedLinear):
-    """y = x @ (q * scale).T + bias."""
+class PerChannelInt8Linear(QuantizedLinear):
+    """int8 (out, in) weights with one fp32 scale per output channel; subclasses pick the kernel."""
 
     def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
@@ -51,20 +51,24 @@ class Int8WeightOnlyLinear(QuantizedLinear):
         self._derive()
 
     @classmethod
-    def from_dense(cls, module: torch.nn.Module) -> Int8WeightOnlyLinear:
+    def from_dense(cls, module: torch.nn.Module) -> PerChannelInt8Linear:
         q, scale = quantize_per_channel(dense_weight(module))
         return cls(q, scale, bias_of(module))
 
     @classmethod
-    def concat(cls, parts: list[Int8WeightOnlyLinear]) -> Int8WeightOnlyLinear:
+    def concat(cls, parts: list[PerChannelInt8Linear]) -> PerChannelInt8Linear:
         """One layer computing ``parts``' outputs side by side (fused projections)."""
         return cls(torch.cat([p.qweight for p in parts]), torch.cat([p.scale for p in parts]), concat_bias(parts))
 
-    def _derive(self) -> None:
-        self.register_buffer("kernel_scale", self.scale.to(KERNEL_DTYPE), persistent=False)
-
     def dequantized(self) -> torch.Tensor:
         return self.qweight.float() * self.scale[:, None]
+
+
+class Int8WeightOnlyLinear(PerChannelInt8Linear):
+    """y = x @ (q * scale).T + bias."""
+
+    def _derive(self) -> None:
+        self.register_buffer("kernel_scale", self.scale.to(KERNEL_DTYPE), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and self.in_features % _KERNEL_K_MULTIPLE == 0:
