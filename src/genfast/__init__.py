@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "genfast.models.loading",
     "from_model": "genfast.models.loading",
+    "save": "genfast.models.saving",
+    "compress_": "genfast.compress.api",
     "ModelHandle": "genfast.models.handle",
     "ModuleSpec": "genfast.models.handle",
     "profile": "genfast.profiling.llm:profile_llm",

@@ -4,13 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import genfast
+
 from genfast.backends.registry import build_runtime
 from genfast.compress import compress_, recipe_of
 from genfast.compress.quantize import CastPrecision, DynamicInt8, Int4WeightOnly, Int8WeightOnly, sqnr_db
 from genfast.compress.quantize.dynamic_int8 import DynamicInt8Linear
 from genfast.compress.quantize.int4_weight import Int4WeightOnlyLinear
 from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
-from genfast.compress.recipe import Recipe
 from genfast.errors import ConfigError
 from genfast.models.loading import from_model, load
 from genfast.models.tiny import tiny_model
@@ -88,9 +89,7 @@ def test_quantized_models_stay_close_save_reload_and_run_on_genfasts_decoder(arc
         assert sqnr_db(original(ids).logits, logits) > floor
     assert recipe_of(handle.model)[-1]["technique"] == type(config).__name__
 
-    handle.model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    (tmp_path / "recipe.json").write_text(Recipe(steps=handle.recipe["steps"]).to_json())
+    genfast.save(handle, tmp_path)
     reloaded = load(str(tmp_path))
     assert type(reloaded.model.lm_head) is type(handle.model.lm_head)
     assert reloaded.dtype == handle.dtype

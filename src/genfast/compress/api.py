@@ -79,5 +79,5 @@ def compress_(target: Any, config: Any) -> torch.nn.Module:
     step = {"technique": type(config).__name__, **dataclasses.asdict(config)}
     setattr(model, _RECIPE_ATTR, recipe + [step])
     if isinstance(target, ModelHandle):
-        target.model, target.recipe = model, {"steps": recipe + [step]}
+        target.model, target.recipe = model, {**target.recipe, "steps": recipe + [step]}
     return model

@@ -131,13 +131,10 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
 
 def write_artifact(handle: ModelHandle, recipe: Recipe, report: dict, out_dir: Path) -> Path:
     """Weights + tokenizer + generation config + recipe.json + report.{json,md} + plot."""
+    from genfast.models.saving import save
     from genfast.report.optimize_report import write_optimize_report
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle.model.save_pretrained(out_dir)
-    handle.tokenizer.save_pretrained(out_dir)
-    handle.generation_config.save_pretrained(out_dir)
-    (out_dir / "recipe.json").write_text(recipe.to_json())
+    save(handle, out_dir, recipe)
     shutil.rmtree(out_dir / ".distill", ignore_errors=True)  # the resumable checkpoint is done with
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     write_optimize_report(report, out_dir)
