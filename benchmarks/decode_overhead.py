@@ -2,7 +2,7 @@
 
     python benchmarks/decode_overhead.py [--threads 2]
 
-For each torch backend: the wall time of a decode step (median of 5 x 32 steps after a 128-token
+For each torch backend (and the torch backend over genfast's int8 / int4 layers): the wall time of a decode step (median of 5 x 32 steps after a 128-token
 prompt, batch 1, sampling included) and, from torch.profiler, the time inside compute kernels
 (matmuls and attention). The rest is Python, cache handling, small ops and sampling.
 Writes benchmarks/results/decode_overhead.{json,md}.
@@ -11,6 +11,7 @@ Writes benchmarks/results/decode_overhead.{json,md}.
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import sys
@@ -23,14 +24,19 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_results  # noqa: E402
 
-from genfast.backends.registry import get_backend
+from genfast.backends.registry import get_backend  # noqa: E402
+from genfast.compress import compress_  # noqa: E402
+from genfast.compress.recipe import parse_quantize, step_config  # noqa: E402
 from genfast.models.loading import load
 from genfast.profiling.workload import prompt_windows
 from genfast.runtime.sampling import greedy
 from genfast.textdata import reference_text
 
 COMPUTE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
-               "aten::_scaled_dot_product_attention_math", "aten::_weight_int8pack_mm")
+               "aten::_scaled_dot_product_attention_math", "aten::_weight_int8pack_mm",
+               "aten::_weight_int4pack_mm_for_cpu")
+CASES = [("hf", None), ("torch", None), ("torch-compile", None), ("torch", "int8-weight"), ("torch-compile", "int8-weight"),
+         ("torch", "int4-weight")]
 STEPS = 32
 
 
@@ -67,10 +73,16 @@ def main() -> None:
     handle = load("demo")
     ids = prompt_windows(handle.tokenizer(reference_text())["input_ids"], 128, 1, 0)
     rows = {}
-    for name in ("hf", "torch", "torch-compile"):
-        runtime = get_backend(name).build(handle, batch=1, max_cache_len=128 + STEPS + 8)
-        rows[name] = measure(runtime, ids)
-        print(name, rows[name], flush=True)
+    for name, quantize in CASES:
+        target = handle
+        if quantize:  # genfast optimize --quantize, on a copy
+            target = copy.copy(handle)
+            target.model = copy.deepcopy(handle.model)
+            compress_(target, step_config(parse_quantize(quantize)))
+        label = f"{name} + {quantize}" if quantize else name
+        runtime = get_backend(name).build(target, batch=1, max_cache_len=128 + STEPS + 8)
+        rows[label] = measure(runtime, ids)
+        print(label, rows[label], flush=True)
     lines = ["| backend | decode step ms | compute (matmul + attention) ms | everything else ms | share else |",
              "|---|---|---|---|---|"]
     lines += [f"| {n} | {r['step_ms']:.2f} | {r['compute_ms']:.2f} | {r['other_ms']:.2f} | {r['other_share']:.0%} |"
