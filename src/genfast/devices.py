@@ -62,9 +62,9 @@ def precision_warning(device: torch.device, dtype: torch.dtype) -> str | None:
 
     if dtype == torch.bfloat16 and not (cpu_supports("avx512_bf16") or cpu_supports("amx_bf16")):
         return ("bf16 on a CPU without AVX512-BF16 or AMX runs emulated and is usually slower than fp32; "
-                "use --dtype fp32 here.")
+                "keep fp32 on this machine.")
     if dtype == torch.float16 and not (cpu_supports("avx512_fp16") or cpu_supports("amx_fp16")):
-        return "fp16 on a CPU without AVX512-FP16 or AMX-FP16 is usually slower than fp32; use --dtype fp32 here."
+        return "fp16 on a CPU without AVX512-FP16 or AMX-FP16 is usually slower than fp32; keep fp32 on this machine."
     return None
 
 
