@@ -46,9 +46,11 @@ def _quantized(handle, config):
 
 def cases(teacher, student):
     """(label, issue target: (speed-up, max ppl increase) or None, handle, backend, precision)."""
+    int8 = _quantized(teacher, Int8WeightOnly())
     return [
         ("fp32", None, teacher, "torch", "fp32"),
-        ("int8 weight-only (torch)", (1.8, 0.01), _quantized(teacher, Int8WeightOnly()), "torch", "fp32"),
+        ("int8 weight-only (torch)", (1.8, 0.01), int8, "torch", "fp32"),
+        ("int8 weight-only (torch-compile)", (1.8, 0.01), int8, "torch-compile", "fp32"),
         ("int4 weight-only g32 (torch)", (2.5, 0.05), _quantized(teacher, Int4WeightOnly(32)), "torch", "fp32"),
         ("int4 weight-only g128 (torch)", (2.5, 0.05), _quantized(teacher, Int4WeightOnly(128)), "torch", "fp32"),
         ("dynamic int8 (torch)", None, _quantized(teacher, DynamicInt8()), "torch", "fp32"),
