@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_results  # noqa: E402
 
 WORK = Path(".genfast-work")
-# (backend, precision): the backend's own quantization; "torch" + "int8-weight" and the like:
-# genfast's PyTorch quantization (genfast optimize --quantize) run by the torch backend
+# (backend, precision): the backend's own quantization; "int8-weight" and the like: genfast's
+# PyTorch quantization (genfast optimize --quantize) run by that torch backend
 CASES = [("hf-generate", "fp32"), ("hf", "fp32"), ("torch", "fp32"), ("torch-compile", "fp32"),
-         ("torch", "int8-weight"), ("torch", "int4-weight"), ("torch", "int8-dynamic"),
+         ("torch", "int8-weight"), ("torch-compile", "int8-weight"), ("torch", "int4-weight"),
+         ("torch", "int8-dynamic"),
          ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
          ("openvino", "int4")]
 PROMPT, NEW, REPEATS = 128, 128, 3
