@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def warmup_cosine_lr(step: int, peak: float, floor: float, warmup_steps: int, decay_steps: int,
+                     time_fraction: float = 0.0) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up to ``peak``, then cosine decay to
+    ``floor`` over ``decay_steps``, or faster when ``time_fraction`` (share of a time budget used)
+    is further along, so a time-limited run still ends at a low rate."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, max((step - warmup_steps) / max(1, decay_steps), time_fraction))
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
 
 
 def seeded_windows(ids: torch.Tensor, step: int, seed: int, batch: int, length: int) -> torch.Tensor:

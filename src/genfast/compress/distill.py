@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from genfast.errors import ConfigError, DataError
-from genfast.training import evaluate_loss, seeded_windows
+from genfast.training import evaluate_loss, seeded_windows, warmup_cosine_lr
 
 
 @dataclass
@@ -54,11 +54,8 @@ class Distill:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step`` (0-based): warm-up, then cosine decay."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        total = max(self.schedule_steps or self.steps, self.warmup_steps + 1)
-        progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
-        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+        decay = (self.schedule_steps or self.steps) - self.warmup_steps
+        return warmup_cosine_lr(step, self.lr, self.lr * self.min_lr_ratio, self.warmup_steps, decay)
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,

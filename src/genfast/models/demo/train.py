@@ -19,7 +19,7 @@ import torch
 
 from genfast.errors import DataError
 from genfast.models.demo.corpus import CorpusSplit, stdlib_split
-from genfast.training import evaluate_loss, seeded_windows
+from genfast.training import evaluate_loss, seeded_windows, warmup_cosine_lr
 
 EOS = "<|endoftext|>"
 
@@ -147,16 +147,6 @@ def build_model(cfg: DemoTrainConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def _lr_at(step: int, elapsed_s: float, cfg: DemoTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    # Cosine decay over whichever budget runs out first, steps or minutes, so a
-    # time-limited run still ends at a low learning rate.
-    by_steps = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    progress = min(1.0, max(by_steps, elapsed_s / (cfg.max_minutes * 60)))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
 def _save_ckpt(path: Path, model, opt, state: _TrainState) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": asdict(state)}, tmp)
@@ -232,7 +222,9 @@ def train(cfg: DemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
         while state.step < cfg.max_steps and state.elapsed_s < cfg.max_minutes * 60:
             t0 = time.perf_counter()
             for group in opt.param_groups:
-                group["lr"] = _lr_at(state.step, state.elapsed_s, cfg)
+                group["lr"] = warmup_cosine_lr(state.step, cfg.lr, cfg.min_lr, cfg.warmup_steps,
+                                               cfg.max_steps - cfg.warmup_steps,
+                                               time_fraction=state.elapsed_s / (cfg.max_minutes * 60))
             x = seeded_windows(train_ids, state.step, cfg.seed, cfg.batch_size, cfg.seq_len)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
                 loss = model(input_ids=x, labels=x).loss
