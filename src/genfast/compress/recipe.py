@@ -87,17 +87,12 @@ def parse_quantize(kind: str, group_size: int | None = None) -> dict:
     return {"technique": technique}
 
 
-def technique_classes() -> dict[str, type]:
-    """Every technique a recipe step may name, by name."""
+def step_config(step: dict) -> Any:
+    """The config object a step dict describes (validated): any registered technique, or Distill."""
     from genfast.compress.api import registered_configs
     from genfast.compress.distill import Distill
 
-    return {cls.__name__: cls for cls in registered_configs()} | {"Distill": Distill}
-
-
-def step_config(step: dict) -> Any:
-    """The config object a step dict describes (validated)."""
-    classes = technique_classes()
+    classes = {cls.__name__: cls for cls in registered_configs()} | {"Distill": Distill}
     args = {k: v for k, v in step.items() if k != "technique"}
     cls = classes.get(step.get("technique"))
     if cls is None:

@@ -36,7 +36,7 @@ def restore(path: Path, recipe: dict, dtype: torch.dtype) -> torch.nn.Module:
     """The artifact in ``path`` with the layers its recipe gave it, weights loaded."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from genfast.compress.api import compress_, reapplied_on_load, set_recipe
+    from genfast.compress.api import compress_, reapplied_on_load
     from genfast.compress.recipe import step_config
 
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
@@ -52,5 +52,4 @@ def restore(path: Path, recipe: dict, dtype: torch.dtype) -> torch.nn.Module:
         raise ModelLoadError(f"The weights in {path} do not match its recipe.json "
                              f"({'missing' if missing else 'unexpected'}: {names}).",
                              "Re-create the artifact with genfast optimize; do not edit recipe.json by hand.")
-    set_recipe(model, recipe["steps"])
     return model.eval()

@@ -158,7 +158,6 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
             model = restore(path, recipe, torch_dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-            set_recipe(model, recipe.get("steps", []))
     except GenfastError:
         raise
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/RuntimeError
@@ -175,6 +174,7 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     except OSError:
         generation_config = GenerationConfig.from_model_config(model.config)
     model.to(target).eval()
+    set_recipe(model, recipe.get("steps", []))  # what was done to it, carried on if compressed further
     return ModelHandle(model=model, tokenizer=tokenizer, generation_config=generation_config,
                        source=source, path=str(path), recipe=recipe)
 
