@@ -1,9 +1,10 @@
-"""PyTorch's own packed int8 / int4 CPU matmul kernels against fp32, at decode shape (one token).
+"""PyTorch's packed int8 / int4 CPU matmul kernels and genfast's int8 GEMV against fp32, at decode shape.
 
     python benchmarks/cpu_int_kernels.py
 
-64 chained 1024x1024 weights (256 MB in fp32, so no format fits in the cache), batch 1, 2 threads,
-50 calls after warm-up; activations in fp32 or bf16. Writes benchmarks/results/cpu_int_kernels.{json,md}.
+64 chained 1024x1024 weights (256 MB in fp32, so no format fits in the cache), 2 threads, 50 calls
+after warm-up; activations in fp32 or bf16; one token, then 1-16 rows for the two int8 kernels
+(where genfast's GEMV stops paying: its MAX_ROWS). Writes benchmarks/results/cpu_int_kernels.{json,md}.
 """
 
 from __future__ import annotations
@@ -72,11 +73,20 @@ def main() -> None:
     def int4_mm(y, pz):
         return torch._weight_int4pack_mm_for_cpu(y, pz[0], GROUP, pz[1])
 
+    from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
+    from genfast.kernels import int8_gemv
+
+    gemv_layers = [Int8WeightOnlyLinear(q, scale, None) for q, scale in int8]
+
+    def gemv(y, layer):
+        return int8_gemv.int8_gemv(y, layer.gemv_weight, layer.gemv_scale, None, N)
+
     kernels = {  # name -> (run, weight bytes read per call)
         "fp32 linear": (chain(x, torch.nn.functional.linear, weights), 4 * N * K),
         "bf16 linear": (chain(xb, torch.nn.functional.linear, bf16), 2 * N * K),
         "int8 _weight_int8pack_mm, fp32 activations": (chain(x, int8_mm, int8), N * K),
         "int8 _weight_int8pack_mm, bf16 activations": (chain(xb, int8_mm, int8_b), N * K),
+        "int8 genfast int8_gemv, fp32 activations": (chain(x, gemv, gemv_layers), N * K),
         "int4 _weight_int4pack_mm_for_cpu, fp32 activations": (chain(x, int4_mm, int4), N * K // 2),
         "int4 _weight_int4pack_mm_for_cpu, bf16 activations": (chain(xb, int4_mm, int4_b), N * K // 2),
     }
@@ -84,10 +94,20 @@ def main() -> None:
     base = times["fp32 linear"]
     rows = [[name, f"{us:.0f}", f"{us / base:.2f}x", f"{LAYERS * nbytes / (us * 1e3):.1f}"]
             for (name, (_, nbytes)), us in zip(kernels.items(), times.values())]
+    by_rows = {}
+    for m in (1, 2, 4, 8, 16):
+        xm = torch.randn(m, K)
+        by_rows[m] = {"pytorch bf16": per_call_us(chain(xm.bfloat16(), int8_mm, int8_b)),
+                      "genfast": per_call_us(chain(xm, gemv, gemv_layers))}
+    crossover = [[str(m), f"{t['pytorch bf16']:.0f}", f"{t['genfast']:.0f}", f"{t['pytorch bf16'] / t['genfast']:.2f}x"]
+                 for m, t in by_rows.items()]
     caption = (f"torch {torch.__version__}, {platform.machine()} CPU, {THREADS} threads; {LAYERS} chained "
                f"{N}x{K} weights, one token; command: `python benchmarks/cpu_int_kernels.py`.")
-    write_results("cpu_int_kernels", times, caption,
-                  markdown_table(["kernel", "us per call", "time vs fp32", "weight GB/s"], rows))
+    write_results("cpu_int_kernels", {"one_token_us": times, "int8_by_rows_us": by_rows}, caption,
+                  markdown_table(["kernel", "us per call", "time vs fp32", "weight GB/s"], rows)
+                  + ["", "int8 by activation rows (us per call of the chain):", ""]
+                  + markdown_table(["rows", "_weight_int8pack_mm bf16", "genfast int8_gemv", "genfast speed-up"],
+                                   crossover))
 
 
 if __name__ == "__main__":

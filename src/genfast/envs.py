@@ -24,6 +24,19 @@ def hub_connect_timeout_s() -> float:
     return float(os.environ.get("GENFAST_HUB_TIMEOUT", "3"))
 
 
+def cache_dir() -> Path:
+    """Where genfast caches what it builds per machine, e.g. compiled kernels (``GENFAST_CACHE_DIR``)."""
+    override = os.environ.get("GENFAST_CACHE_DIR")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genfast"
+
+
+def native_kernels() -> bool:
+    """Whether genfast may build and use its own C kernels (``GENFAST_NATIVE_KERNELS=0`` turns them off)."""
+    return os.environ.get("GENFAST_NATIVE_KERNELS", "1") not in ("0", "false")
+
+
 def debug() -> bool:
     """Whether ``GENFAST_DEBUG=1`` asks the CLI for full tracebacks."""
     return os.environ.get("GENFAST_DEBUG", "") not in ("", "0", "false")

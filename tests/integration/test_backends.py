@@ -88,7 +88,7 @@ def test_autocast_is_refused_where_the_cpu_would_emulate_it(tokenizer, monkeypat
     from genfast.profiling import hardware
 
     model, _ = tiny_model("llama", tokenizer)
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2"})
     with pytest.raises(ConfigError, match="not native on this CPU"):
         get_backend("torch").build(from_model(model, tokenizer), autocast="bf16")
 
@@ -97,7 +97,7 @@ def test_bf16_autocast_where_native(tokenizer, monkeypatch):
     from genfast.profiling import hardware
 
     model, _ = tiny_model("llama", tokenizer)
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512_bf16"})
     runtime = get_backend("torch").build(from_model(model, tokenizer), autocast="bf16")
     assert runtime.logits(_ids()).dtype == torch.bfloat16
     agree = (generate(runtime, _ids(), 16) == generate(HFRuntime(model), _ids(), 16)).float().mean()

@@ -39,9 +39,9 @@ def test_low_precision_warning_follows_the_cpu_flags(monkeypatch):
     from genfast.profiling import hardware
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})
     assert "slower than fp32" in precision_warning(cpu, torch.bfloat16)
     assert "slower than fp32" in precision_warning(cpu, torch.float16)
     assert precision_warning(cpu, torch.float32) is None
-    monkeypatch.setattr(hardware, "_cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512_bf16"})
     assert precision_warning(cpu, torch.bfloat16) is None

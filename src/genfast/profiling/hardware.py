@@ -26,7 +26,8 @@ def _cpu_info() -> dict:
         return {}
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The instruction-set flags this CPU advertises (cpuinfo, else /proc/cpuinfo)."""
     flags = set(_cpu_info().get("flags", []))
     if not flags and os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
@@ -39,7 +40,7 @@ def _cpu_flags() -> set[str]:
 
 def cpu_supports(flag: str) -> bool:
     """Whether this CPU advertises ``flag`` (e.g. ``avx512_bf16``, ``amx_tile``)."""
-    return flag in _cpu_flags()
+    return flag in cpu_flags()
 
 
 def library_versions() -> dict[str, str]:
@@ -54,7 +55,7 @@ def library_versions() -> dict[str, str]:
 
 def hardware_facts(device: torch.device | None = None) -> dict:
     """CPU model, cores, threads, relevant instruction sets, GPU name, library versions."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     facts = {
         "cpu": _cpu_info().get("brand_raw") or platform.processor() or platform.machine(),
         "arch": platform.machine(),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genfast.kernels import decode_attention
 from genfast.runtime.kv_cache import StaticKVCache
 
 
@@ -59,17 +60,24 @@ class Block(torch.nn.Module):
                        mask: torch.Tensor | None, grouped: bool = True) -> torch.Tensor:
         """Attention over keys/values (grouped: kv_heads of them; else already one per query head), MLP."""
         s = self.shape
-        b, t, _ = x.shape
         attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=mask is None,
                                               enable_gqa=grouped and s.kv_heads != s.heads)
-        x = x + self.out(attn.transpose(1, 2).reshape(b, t, s.heads * s.head_dim))
+        return self.project_and_mlp(x, attn)
+
+    def project_and_mlp(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """Output projection of the heads' results (batch, heads, T, head_dim), residual, MLP."""
+        b, t, _ = x.shape
+        x = x + self.out(attn.transpose(1, 2).reshape(b, t, self.shape.heads * self.shape.head_dim))
         return x + self.mlp(self.norm2(x))
 
     def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
                 mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int) -> torch.Tensor:
         q, k, v = self.qkv_heads(x, rope)
         cache.write(layer, positions, k, v)
-        return self.attend_and_mlp(x, q, cache.k[layer][:, :, :kv_len], cache.v[layer][:, :, :kv_len], mask)
+        keys, values = cache.k[layer], cache.v[layer]
+        if decode_attention.supports(q, keys, values):  # one token per row: each reads its own filled slots
+            return self.project_and_mlp(x, decode_attention.decode_attention(q, keys, values, positions[:, 0] + 1))
+        return self.attend_and_mlp(x, q, keys[:, :, :kv_len], values[:, :, :kv_len], mask)
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -98,7 +106,8 @@ class FastDecoder(torch.nn.Module):
     def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
         s = self.shape
         p = self.embed.weight
-        return StaticKVCache.allocate(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype, p.device)
+        return StaticKVCache.allocate(s.layers, batch, s.kv_heads, max_len or s.max_positions, s.head_dim, p.dtype,
+                                      p.device)
 
     def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor):
         """Token (+ learned position) embeddings and the RoPE cos/sin (batch, 1, T, head_dim) if used."""

@@ -1,10 +1,11 @@
 """Weight-only int8: symmetric per-output-channel int8 weights, float activations.
 
-The kernel is PyTorch's own ``_weight_int8pack_mm``. Its fp32 path is slow on CPU (3.7x slower
-than an fp32 matmul, ``benchmarks/cpu_int_kernels.py``) while its bf16 path reads the int8
-weights at memory speed, so activations go in as bf16 and come back in the model's dtype.
-Where the kernel cannot run (another device, ``in_features`` not a multiple of 16) the layer
-dequantizes and multiplies: correct, not fast.
+Two CPU kernels: for a few activation rows (decode) genfast's own ``kernels.int8_gemv`` over a
+prepacked copy of the weights; for more rows (prefill, big batches) PyTorch's
+``_weight_int8pack_mm``, whose bf16 path is fast where its fp32 path is 3.7x slower than an fp32
+matmul (``benchmarks/cpu_int_kernels.py``), so activations go in as bf16. Where neither can run
+(another device, no C compiler and ``in_features`` not a multiple of 16) the layer dequantizes
+and multiplies: correct, not fast.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from genfast.compress.api import register
 from genfast.compress.quantize.layers import QuantizedLinear, bias_of, concat_bias, dense_weight, swap_layers
+from genfast.kernels import int8_gemv
 
 KERNEL_DTYPE = torch.bfloat16
 _KERNEL_K_MULTIPLE = 16  # the CPU kernel crashes on other widths
@@ -69,8 +71,19 @@ class Int8WeightOnlyLinear(PerChannelInt8Linear):
 
     def _derive(self) -> None:
         self.register_buffer("kernel_scale", self.scale.to(KERNEL_DTYPE), persistent=False)
+        gemv = self.qweight.device.type == "cpu" and int8_gemv.available()
+        packed = int8_gemv.pack(self.qweight) if gemv else None
+        self.register_buffer("gemv_weight", packed, persistent=False)
+        self.register_buffer("gemv_scale", int8_gemv.pad_rows(self.scale, packed) if gemv else None, persistent=False)
+        self.register_buffer("gemv_bias", int8_gemv.pad_rows(self.bias, packed) if gemv else None, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features
+        if (self.gemv_weight is not None and x.device.type == "cpu" and x.dtype == torch.float32
+                and rows <= int8_gemv.MAX_ROWS):
+            y = int8_gemv.int8_gemv(x.reshape(rows, self.in_features), self.gemv_weight, self.gemv_scale,
+                                    self.gemv_bias, self.out_features)
+            return y.reshape(*x.shape[:-1], self.out_features)
         if x.device.type == "cpu" and self.in_features % _KERNEL_K_MULTIPLE == 0:
             flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
             y = torch._weight_int8pack_mm(flat, self.qweight, self.kernel_scale)

@@ -1,0 +1,122 @@
+"""genfast's own C kernels: the int8 GEMV and decode attention against PyTorch references,
+their use inside layers and compiled graphs, and the build's fallbacks."""
+
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
+from genfast.kernels import build, decode_attention, int8_gemv
+
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="no C compiler on this machine")
+
+
+def _int8_layer(out_features: int, in_features: int, bias: bool) -> Int8WeightOnlyLinear:
+    torch.manual_seed(0)
+    return Int8WeightOnlyLinear.from_dense(torch.nn.Linear(in_features, out_features, bias=bias))
+
+
+@needs_compiler
+@pytest.mark.parametrize("out_features,in_features", [(96, 256), (101, 70), (3, 16)])
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_int8_gemv_equals_a_matmul_with_the_dequantized_weights(out_features, in_features, rows, bias):
+    layer = _int8_layer(out_features, in_features, bias)
+    x = torch.randn(rows, in_features)
+    y = int8_gemv.int8_gemv(x, layer.gemv_weight, layer.gemv_scale, layer.gemv_bias, out_features)
+    reference = F.linear(x, layer.dequantized(), layer.bias)
+    assert y.shape == (rows, out_features)
+    torch.testing.assert_close(y, reference, rtol=1e-5, atol=1e-5)  # fp32 throughout: only summation order differs
+
+
+@needs_compiler
+def test_int8_layer_uses_the_gemv_for_decode_rows_and_pytorchs_kernel_for_prefill():
+    layer = _int8_layer(64, 128, bias=True)
+    with torch.no_grad():
+        decode = torch.randn(1, 1, 128)
+        exact = F.linear(decode, layer.dequantized(), layer.bias)
+        torch.testing.assert_close(layer(decode), exact, rtol=1e-5, atol=1e-5)
+        prefill = torch.randn(1, int8_gemv.MAX_ROWS + 1, 128)  # bf16 activations: close, not exact
+        error = (layer(prefill) - F.linear(prefill, layer.dequantized(), layer.bias)).abs().max()
+        assert 1e-5 < error < 0.05
+
+
+@needs_compiler
+def test_int8_gemv_runs_inside_a_compiled_graph():
+    layer = _int8_layer(48, 64, bias=True)
+    model = torch.nn.Sequential(layer, torch.nn.GELU())
+    x = torch.randn(2, 64)
+    with torch.no_grad():
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)
+        torch.testing.assert_close(compiled(x), model(x))
+
+
+def _masked_sdpa(q, k, v, lengths):
+    visible = torch.arange(k.shape[2])[None, None, None, :] < lengths[:, None, None, None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, enable_gqa=k.shape[1] != q.shape[1])
+
+
+@needs_compiler
+@pytest.mark.parametrize("heads,kv_heads,head_dim", [(4, 4, 64), (8, 2, 40)], ids=["mha", "gqa-odd-dim"])
+def test_decode_attention_equals_sdpa_over_each_rows_filled_slots(heads, kv_heads, head_dim):
+    torch.manual_seed(0)
+    q = torch.randn(3, heads, 1, head_dim)
+    k, v = torch.randn(2, 3, kv_heads, 20, head_dim)  # rows of 20 slots, filled to different lengths
+    lengths = torch.tensor([1, 7, 20])
+    assert decode_attention.supports(q, k, v)
+    out = decode_attention.decode_attention(q, k, v, lengths)
+    torch.testing.assert_close(out, _masked_sdpa(q, k, v, lengths), rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+def test_decode_attention_reads_a_row_slice_of_the_cache():
+    """The serving engine hands over views of some cache rows: strides, not shapes, locate them."""
+    torch.manual_seed(1)
+    k, v = torch.randn(2, 4, 2, 16, 32)
+    q = torch.randn(2, 2, 1, 32)
+    lengths = torch.tensor([5, 16])
+    out = decode_attention.decode_attention(q, k[1:3], v[1:3], lengths)
+    torch.testing.assert_close(out, _masked_sdpa(q, k[1:3], v[1:3], lengths), rtol=1e-5, atol=1e-5)
+
+
+def test_decode_attention_declines_what_it_cannot_run():
+    k = torch.zeros(1, 2, 8, 16)
+    assert not decode_attention.supports(torch.zeros(1, 2, 2, 16), k, k)  # two queries per row
+    assert not decode_attention.supports(torch.zeros(1, 2, 1, 16).bfloat16(), k.bfloat16(), k.bfloat16())
+
+
+def test_a_kernel_that_does_not_compile_warns_and_returns_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENFAST_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "broken.c"
+    source.write_text("this is not C;\n")
+    if build._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    with pytest.warns(UserWarning, match="could not build broken.c"):
+        assert build.load_library(source) is None
+    assert not list((tmp_path / "cache" / "kernels").glob("*.so"))  # no half-written library left behind
+
+
+def test_without_a_compiler_kernels_fall_back_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "_compiler", lambda: None)
+    with pytest.warns(UserWarning, match="no C compiler found"):
+        assert build.load_library(tmp_path / "any.c") is None
+
+
+def test_native_kernels_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENFAST_NATIVE_KERNELS", "0")
+    assert build.load_library(tmp_path / "any.c") is None
+
+
+@needs_compiler
+def test_a_built_kernel_is_cached_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENFAST_CACHE_DIR", str(tmp_path))
+    source = tmp_path / "add.c"
+    source.write_text("void add_one(float *x) { *x += 1.0f; }\n")
+    assert build.load_library(source) is not None
+    (library,) = (tmp_path / "kernels").glob("add-*.so")
+    built_at = library.stat().st_mtime_ns
+    assert build.load_library(source) is not None
+    assert library.stat().st_mtime_ns == built_at  # loaded, not rebuilt
