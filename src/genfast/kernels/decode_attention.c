@@ -13,24 +13,64 @@
 #endif
 
 static float dot(const float *a, const float *b, long n) {
-  long i = 0;
   float s = 0.f;
-#ifdef __AVX512F__
-  __m512 acc = _mm512_setzero_ps();
-  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-  s = _mm512_reduce_add_ps(acc);
-#endif
-  for (; i < n; i++) s += a[i] * b[i];
+  for (long i = 0; i < n; i++) s += a[i] * b[i];
   return s;
 }
 
-static void axpy(float *y, float a, const float *x, long n) {
-  long i = 0;
+/* scores[l] = q . k[l] * scale for l < len (k rows stride_l apart); returns the largest */
+static float scores_of(const float *q, const float *k, long stride_l, long len, long D, float scale, float *scores) {
+  float top = -INFINITY;
+  long l = 0;
 #ifdef __AVX512F__
-  __m512 av = _mm512_set1_ps(a);
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  if (D % 16 == 0) {
+    for (; l + 4 <= len; l += 4) { /* four keys at once: independent FMA chains */
+      const float *k0 = k + l * stride_l;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (long d = 0; d < D; d += 16) {
+        __m512 qv = _mm512_loadu_ps(q + d);
+        a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + d), a0);
+        a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + stride_l + d), a1);
+        a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * stride_l + d), a2);
+        a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * stride_l + d), a3);
+      }
+      scores[l] = _mm512_reduce_add_ps(a0) * scale;
+      scores[l + 1] = _mm512_reduce_add_ps(a1) * scale;
+      scores[l + 2] = _mm512_reduce_add_ps(a2) * scale;
+      scores[l + 3] = _mm512_reduce_add_ps(a3) * scale;
+    }
+  }
 #endif
-  for (; i < n; i++) y[i] += a * x[i];
+  for (; l < len; l++) scores[l] = dot(q, k + l * stride_l, D) * scale;
+  for (l = 0; l < len; l++) top = scores[l] > top ? scores[l] : top;
+  return top;
+}
+
+/* out = sum_l p[l] * v[l] */
+static void weighted_sum(const float *p, const float *v, long stride_l, long len, long D, float *out) {
+  long d = 0;
+#ifdef __AVX512F__
+  for (; d + 64 <= D; d += 64) { /* 64 output lanes in registers across all keys */
+    __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+    for (long l = 0; l < len; l++) {
+      const float *row = v + l * stride_l + d;
+      __m512 pl = _mm512_set1_ps(p[l]);
+      o0 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(row), o0);
+      o1 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(row + 16), o1);
+      o2 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(row + 32), o2);
+      o3 = _mm512_fmadd_ps(pl, _mm512_loadu_ps(row + 48), o3);
+    }
+    _mm512_storeu_ps(out + d, o0);
+    _mm512_storeu_ps(out + d + 16, o1);
+    _mm512_storeu_ps(out + d + 32, o2);
+    _mm512_storeu_ps(out + d + 48, o3);
+  }
+#endif
+  for (; d < D; d++) {
+    float s = 0.f;
+    for (long l = 0; l < len; l++) s += p[l] * v[l * stride_l + d];
+    out[d] = s;
+  }
 }
 
 /* q, out: [B][H][D] contiguous; k, v: element strides (row, kv head, slot), D contiguous;
@@ -46,16 +86,12 @@ void genfast_decode_attention(const float *q, const float *k, const float *v, lo
     const float *kb = k + b * stride_b + (h / group) * stride_h;
     const float *vb = v + b * stride_b + (h / group) * stride_h;
     float *s = scores + task * max_len, *o = out + task * D;
-    float top = -INFINITY, total = 0.f;
-    for (long l = 0; l < len; l++) {
-      s[l] = dot(qv, kb + l * stride_l, D) * scale;
-      top = s[l] > top ? s[l] : top;
-    }
+    float top = scores_of(qv, kb, stride_l, len, D, scale, s), total = 0.f;
     for (long l = 0; l < len; l++) {
       s[l] = expf(s[l] - top);
       total += s[l];
     }
-    for (long d = 0; d < D; d++) o[d] = 0.f;
-    for (long l = 0; l < len; l++) axpy(o, s[l] / total, vb + l * stride_l, D);
+    for (long l = 0; l < len; l++) s[l] /= total;
+    weighted_sum(s, vb, stride_l, len, D, o);
   }
 }
