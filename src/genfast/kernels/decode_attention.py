@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from genfast.kernels import via_dispatcher
 from genfast.kernels.build import native_function
 
 _P, _LONG = ctypes.c_void_p, ctypes.c_long
@@ -68,5 +69,5 @@ def decode_attention(q: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tens
     """``q`` (batch, heads, 1, head_dim) attending to the first ``lengths[b]`` slots of row b of
     ``cache_k`` / ``cache_v`` (batch, kv_heads, max_len, head_dim) -> (batch, heads, 1, head_dim).
     Call :func:`supports` first."""
-    run = _decode_attention_op if torch.compiler.is_compiling() else _run
+    run = _decode_attention_op if via_dispatcher() else _run
     return run(q, cache_k, cache_v, lengths)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genfast.kernels import via_dispatcher
 from genfast.kernels.build import native_function
 
 ROWS, CHUNK = 4, 64  # the packed layout (int8_gemv.c)
@@ -81,9 +82,8 @@ def int8_gemv(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, bias: 
               out_features: int) -> torch.Tensor:
     """``x`` (rows, in) fp32 on CPU times the packed weights -> (rows, out_features) fp32.
 
-    ``scale`` and ``bias`` are padded with :func:`pad_rows`. Eager calls go straight to the
-    library (no dispatcher hop); under ``torch.compile`` it is an opaque custom op.
+    ``scale`` and ``bias`` are padded with :func:`pad_rows`; see :func:`via_dispatcher` for how it is called.
     """
-    run = _int8_gemv_op if torch.compiler.is_compiling() else _run
+    run = _int8_gemv_op if via_dispatcher() else _run
     y = run(x, packed, scale, bias)
     return y if y.shape[1] == out_features else y[:, :out_features]
