@@ -3,8 +3,9 @@
     python benchmarks/cpu_int_kernels.py
 
 64 chained 1024x1024 weights (256 MB in fp32, so no format fits in the cache), 2 threads, 50 calls
-after warm-up; activations in fp32 or bf16; one token, then 1-16 rows for the two int8 kernels
-(where genfast's GEMV stops paying: its MAX_ROWS). Writes benchmarks/results/cpu_int_kernels.{json,md}.
+after warm-up; activations in fp32 or bf16; one token, then 1-256 rows for the two int8 kernels
+(where PyTorch's kernel overtakes genfast's GEMV: its MAX_ROWS).
+Writes benchmarks/results/cpu_int_kernels.{json,md}.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def main() -> None:
     rows = [[name, f"{us:.0f}", f"{us / base:.2f}x", f"{LAYERS * nbytes / (us * 1e3):.1f}"]
             for (name, (_, nbytes)), us in zip(kernels.items(), times.values())]
     by_rows = {}
-    for m in (1, 2, 4, 8, 16):
+    for m in (1, 2, 4, 8, 16, 32, 64, 128, 256):
         xm = torch.randn(m, K)
         by_rows[m] = {"pytorch bf16": per_call_us(chain(xm.bfloat16(), int8_mm, int8_b)),
                       "genfast": per_call_us(chain(xm, gemv, gemv_layers))}

@@ -21,7 +21,7 @@ def _int8_layer(out_features: int, in_features: int, bias: bool) -> Int8WeightOn
 
 @needs_compiler
 @pytest.mark.parametrize("out_features,in_features", [(96, 256), (101, 70), (3, 16)])
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("rows", [1, 3, 4, 6])  # passes of up to 4 rows, and their remainders
 @pytest.mark.parametrize("bias", [True, False])
 def test_int8_gemv_equals_a_matmul_with_the_dequantized_weights(out_features, in_features, rows, bias):
     layer = _int8_layer(out_features, in_features, bias)
@@ -33,14 +33,14 @@ def test_int8_gemv_equals_a_matmul_with_the_dequantized_weights(out_features, in
 
 
 @needs_compiler
-def test_int8_layer_uses_the_gemv_for_decode_rows_and_pytorchs_kernel_for_prefill():
+def test_int8_layer_uses_the_gemv_up_to_its_row_limit_and_pytorchs_kernel_beyond():
     layer = _int8_layer(64, 128, bias=True)
     with torch.no_grad():
-        decode = torch.randn(1, 1, 128)
-        exact = F.linear(decode, layer.dequantized(), layer.bias)
-        torch.testing.assert_close(layer(decode), exact, rtol=1e-5, atol=1e-5)
-        prefill = torch.randn(1, int8_gemv.MAX_ROWS + 1, 128)  # bf16 activations: close, not exact
-        error = (layer(prefill) - F.linear(prefill, layer.dequantized(), layer.bias)).abs().max()
+        for rows in (1, int8_gemv.MAX_ROWS):
+            x = torch.randn(1, rows, 128)
+            torch.testing.assert_close(layer(x), F.linear(x, layer.dequantized(), layer.bias), rtol=1e-5, atol=1e-5)
+        x = torch.randn(1, int8_gemv.MAX_ROWS + 1, 128)  # PyTorch's kernel takes bf16 activations: close, not exact
+        error = (layer(x) - F.linear(x, layer.dequantized(), layer.bias)).abs().max()
         assert 1e-5 < error < 0.05
 
 

@@ -16,38 +16,45 @@
 #define CHUNK 64
 #define PREFETCH_BYTES 1024
 
-static void dot_block(const int8_t *w, const float *x, long K, float out[ROWS]) {
+/* out[m][r] = w's row r . x's row m, for m < M (1 to 4: each weight converted once for all M) */
+static inline __attribute__((always_inline)) void dot_rows(const int8_t *w, const float *x, long K, const int M,
+                                                          float out[4][ROWS]) {
 #ifdef __AVX512F__
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  __m512 acc[4][ROWS];
+#pragma GCC unroll 4
+  for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) acc[m][r] = _mm512_setzero_ps();
   for (long k = 0; k < K; k += CHUNK, w += ROWS * CHUNK) {
     _mm_prefetch((const char *)(w + PREFETCH_BYTES), _MM_HINT_T0);
     _mm_prefetch((const char *)(w + PREFETCH_BYTES + 64), _MM_HINT_T0);
     _mm_prefetch((const char *)(w + PREFETCH_BYTES + 128), _MM_HINT_T0);
     _mm_prefetch((const char *)(w + PREFETCH_BYTES + 192), _MM_HINT_T0);
     for (int j = 0; j < CHUNK; j += 16) {
-      __m512 xv = _mm512_loadu_ps(x + k + j);
-#define LANE(r) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + (r) * CHUNK + j))))
-      a0 = _mm512_fmadd_ps(LANE(0), xv, a0);
-      a1 = _mm512_fmadd_ps(LANE(1), xv, a1);
-      a2 = _mm512_fmadd_ps(LANE(2), xv, a2);
-      a3 = _mm512_fmadd_ps(LANE(3), xv, a3);
-#undef LANE
+      __m512 wv[ROWS];
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; r++)
+        wv[r] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + r * CHUNK + j))));
+#pragma GCC unroll 4
+      for (int m = 0; m < M; m++) {
+        __m512 xv = _mm512_loadu_ps(x + m * K + k + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) acc[m][r] = _mm512_fmadd_ps(wv[r], xv, acc[m][r]);
+      }
     }
   }
-  out[0] = _mm512_reduce_add_ps(a0);
-  out[1] = _mm512_reduce_add_ps(a1);
-  out[2] = _mm512_reduce_add_ps(a2);
-  out[3] = _mm512_reduce_add_ps(a3);
+#pragma GCC unroll 4
+  for (int m = 0; m < M; m++)
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) out[m][r] = _mm512_reduce_add_ps(acc[m][r]);
 #else /* portable: the compiler vectorizes what it can */
-  float acc[ROWS][16] = {{0}};
-  for (long k = 0; k < K; k += CHUNK, w += ROWS * CHUNK)
-    for (int r = 0; r < ROWS; r++)
-      for (int j = 0; j < CHUNK; j++) acc[r][j % 16] += (float)w[r * CHUNK + j] * x[k + j];
-  for (int r = 0; r < ROWS; r++) {
-    float s = 0.f;
-    for (int j = 0; j < 16; j++) s += acc[r][j];
-    out[r] = s;
-  }
+  for (int m = 0; m < M; m++)
+    for (int r = 0; r < ROWS; r++) {
+      float s = 0.f;
+      for (long k = 0; k < K; k += CHUNK)
+        for (int j = 0; j < CHUNK; j++) s += (float)w[(k / CHUNK) * ROWS * CHUNK + r * CHUNK + j] * x[m * K + k + j];
+      out[m][r] = s;
+    }
 #endif
 }
 
@@ -58,13 +65,20 @@ void genfast_int8_gemv(const float *x, long M, const int8_t *packed, const float
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (long b = 0; b < blocks; b++) {
     const int8_t *w = packed + b * ROWS * K;
-    for (long m = 0; m < M; m++) { /* the block (<= 4 x K bytes) stays in L1 across rows */
-      float acc[ROWS];
-      dot_block(w, x + m * K, K, acc);
-      for (int r = 0; r < ROWS; r++) {
-        long n = b * ROWS + r;
-        y[m * N + n] = acc[r] * scale[n] + (bias ? bias[n] : 0.f);
+    for (long m0 = 0; m0 < M; m0 += 4) { /* the block (<= 4 x K bytes) stays in L1 across passes */
+      float acc[4][ROWS];
+      const float *xm = x + m0 * K;
+      switch (M - m0 < 4 ? M - m0 : 4) { /* a constant M per call: the accumulators stay in registers */
+        case 1: dot_rows(w, xm, K, 1, acc); break;
+        case 2: dot_rows(w, xm, K, 2, acc); break;
+        case 3: dot_rows(w, xm, K, 3, acc); break;
+        default: dot_rows(w, xm, K, 4, acc); break;
       }
+      for (long m = m0; m < M && m < m0 + 4; m++)
+        for (int r = 0; r < ROWS; r++) {
+          long n = b * ROWS + r;
+          y[m * N + n] = acc[m - m0][r] * scale[n] + (bias ? bias[n] : 0.f);
+        }
     }
   }
 }

@@ -1,9 +1,9 @@
 """Weight-only int8: symmetric per-output-channel int8 weights, float activations.
 
-Two CPU kernels: for a few activation rows (decode) genfast's own ``kernels.int8_gemv`` over a
-prepacked copy of the weights; for more rows (prefill, big batches) PyTorch's
-``_weight_int8pack_mm``, whose bf16 path is fast where its fp32 path is 3.7x slower than an fp32
-matmul (``benchmarks/cpu_int_kernels.py``), so activations go in as bf16. Where neither can run
+Two CPU kernels: up to ``int8_gemv.MAX_ROWS`` activation rows (decode, and prefills up to that
+length) genfast's own ``kernels.int8_gemv`` over a prepacked copy of the weights; for more rows
+PyTorch's ``_weight_int8pack_mm``, fed bf16 activations (its fp32 path is several times slower
+than an fp32 matmul, ``benchmarks/cpu_int_kernels.py``). Where neither can run
 (another device, no C compiler and ``in_features`` not a multiple of 16) the layer dequantizes
 and multiplies: correct, not fast.
 """
