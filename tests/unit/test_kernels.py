@@ -1,17 +1,14 @@
-"""genfast's own C kernels: the int8 GEMV and decode attention against PyTorch references,
+"""genfast's own kernels: the int8 GEMV and decode attention against PyTorch references,
 their use inside layers and compiled graphs, and the build's fallbacks."""
-
-import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
-from genfast.kernels import build, decode_attention, int8_gemv
+from genfast.kernels import decode_attention, int8_gemv, ops
 
-needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                                    reason="no C compiler on this machine")
+needs_compiler = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
 
 
 def _int8_layer(out_features: int, in_features: int, bias: bool) -> Int8WeightOnlyLinear:
@@ -88,35 +85,40 @@ def test_decode_attention_declines_what_it_cannot_run():
     assert not decode_attention.supports(torch.zeros(1, 2, 1, 16).bfloat16(), k.bfloat16(), k.bfloat16())
 
 
-def test_a_kernel_that_does_not_compile_warns_and_returns_none(tmp_path, monkeypatch):
+def test_a_source_that_does_not_compile_is_refused_without_leaving_a_library(tmp_path, monkeypatch):
     monkeypatch.setenv("GENFAST_CACHE_DIR", str(tmp_path / "cache"))
-    source = tmp_path / "broken.c"
-    source.write_text("this is not C;\n")
-    if build._compiler() is None:
-        pytest.skip("no C compiler on this machine")
-    with pytest.warns(UserWarning, match="could not build broken.c"):
-        assert build.load_library(source) is None
-    assert not list((tmp_path / "cache" / "kernels").glob("*.so"))  # no half-written library left behind
+    source = tmp_path / "broken.cpp"
+    source.write_text("this is not C++;\n")
+    if ops._compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    assert ops.build(source, ["-O3"]) is False
+    assert not list((tmp_path / "cache").rglob("*.so"))
 
 
-def test_without_a_compiler_kernels_fall_back_with_a_warning(tmp_path, monkeypatch):
-    monkeypatch.setattr(build, "_compiler", lambda: None)
-    with pytest.warns(UserWarning, match="no C compiler found"):
-        assert build.load_library(tmp_path / "any.c") is None
+def test_without_a_compiler_kernels_fall_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(ops, "_compiler", lambda: None)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found"):
+        assert ops.load_ops.__wrapped__() is False
 
 
-def test_native_kernels_can_be_switched_off(tmp_path, monkeypatch):
+def test_a_failed_build_falls_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(ops, "build", lambda source, flags: False)
+    monkeypatch.setattr(ops, "_compiler", lambda: "/usr/bin/c++")
+    with pytest.warns(UserWarning, match="could not build ops.cpp"):
+        assert ops.load_ops.__wrapped__() is False
+
+
+def test_native_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("GENFAST_NATIVE_KERNELS", "0")
-    assert build.load_library(tmp_path / "any.c") is None
+    assert ops.load_ops.__wrapped__() is False
 
 
-@needs_compiler
-def test_a_built_kernel_is_cached_per_machine(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENFAST_CACHE_DIR", str(tmp_path))
-    source = tmp_path / "add.c"
-    source.write_text("void add_one(float *x) { *x += 1.0f; }\n")
-    assert build.load_library(source) is not None
-    (library,) = (tmp_path / "kernels").glob("add-*.so")
-    built_at = library.stat().st_mtime_ns
-    assert build.load_library(source) is not None
-    assert library.stat().st_mtime_ns == built_at  # loaded, not rebuilt
+def test_the_build_is_keyed_by_sources_and_flags(tmp_path):
+    source = tmp_path / "ops.cpp"
+    source.write_text("// v1\n")
+    (tmp_path / "kernel.c").write_text("/* v1 */\n")
+    first = ops._build_key(source, ["-O3"])
+    assert ops._build_key(source, ["-O3"]) == first
+    assert ops._build_key(source, ["-O2"]) != first
+    (tmp_path / "kernel.c").write_text("/* v2 */\n")  # an included kernel changed: rebuild
+    assert ops._build_key(source, ["-O3"]) != first
