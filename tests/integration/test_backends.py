@@ -84,6 +84,21 @@ def test_torch_compile_equals_transformers(tokenizer, arch_name):
     assert torch.equal(generate(runtime, ids, 24), generate(HFRuntime(model), ids, 24))
 
 
+@pytest.mark.slow
+def test_compiled_runtimes_of_different_models_keep_their_own_graphs(tokenizer, recwarn):
+    """Module guards are skipped for speed, so one runtime must never run another's graph."""
+    from genfast.compress import compress_
+    from genfast.compress.quantize import Int8WeightOnly
+
+    handles = [from_model(tiny_model("gpt2", tokenizer)[0], tokenizer) for _ in range(2)]
+    compress_(handles[1], Int8WeightOnly())  # other layer types, same decoder class
+    ids = _ids()
+    for handle in handles:
+        compiled = get_backend("torch-compile").build(handle, batch=2, max_cache_len=40)
+        assert torch.equal(generate(compiled, ids, 12), generate(TorchRuntime(handle.model), ids, 12))
+    assert not [w for w in recwarn if "torch.compile failed" in str(w.message)]
+
+
 def test_autocast_is_refused_where_the_cpu_would_emulate_it(tokenizer, monkeypatch):
     from genfast.profiling import hardware
 

@@ -69,8 +69,12 @@ def hardware_facts(device: torch.device | None = None) -> dict:
     return facts
 
 
-@functools.cache
-def _bandwidth_cached(device: str, threads: int, size_mb: int, repeats: int) -> float:
+def measure_read_bandwidth(device: torch.device | str = "cpu", size_mb: int = 512, repeats: int = 7) -> float:
+    """Memory read bandwidth of ``device`` in bytes/s, measured now (CPU: with the current thread count).
+
+    A reduction over a buffer much larger than the caches reads every byte once; the best
+    of ``repeats`` runs is the bandwidth this process can get.
+    """
     from genfast.devices import synchronize
 
     dev = torch.device(device)
@@ -86,10 +90,11 @@ def _bandwidth_cached(device: str, threads: int, size_mb: int, repeats: int) -> 
     return x.numel() * 4 / best
 
 
-def memory_read_bandwidth(device: torch.device | str = "cpu", size_mb: int = 512, repeats: int = 7) -> float:
-    """Measured memory read bandwidth of ``device`` in bytes/s (CPU: with the current thread count).
+@functools.cache
+def _bandwidth_cached(device: str, threads: int, size_mb: int, repeats: int) -> float:
+    return measure_read_bandwidth(device, size_mb, repeats)
 
-    A reduction over a buffer much larger than the caches reads every byte once; the best
-    of ``repeats`` runs is the sustained bandwidth this process can get. Cached per setting.
-    """
+
+def memory_read_bandwidth(device: torch.device | str = "cpu", size_mb: int = 512, repeats: int = 7) -> float:
+    """:func:`measure_read_bandwidth`, measured once per process and setting (profiles reuse it)."""
     return _bandwidth_cached(str(device), torch.get_num_threads(), size_mb, repeats)
