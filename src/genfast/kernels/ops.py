@@ -52,13 +52,14 @@ def build(source: Path, flags: list[str]) -> bool:
     name = f"{source.stem}_{_build_key(source, flags)}"
     directory = envs.cache_dir() / "kernels" / name
     if not list(directory.glob("*.so")):
-        _log.warning("genfast: building its CPU kernels for this machine (once; about a minute)")
+        _log.warning("genfast: building its CPU kernels for this machine (once; 15 s to a minute)")
     directory.mkdir(parents=True, exist_ok=True)
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # compiler-version notices
-            cpp_extension.load(name=name, sources=[str(source)], extra_cflags=flags, extra_ldflags=[f for f in flags if f == "-fopenmp"],
-                               build_directory=str(directory), is_python_module=False)
+            cpp_extension.load(name=name, sources=[str(source)], extra_cflags=flags,
+                               extra_ldflags=[f for f in flags if f == "-fopenmp"], build_directory=str(directory),
+                               is_python_module=False)
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError):
         return False
     return True

@@ -20,9 +20,10 @@ def _own_copy(method: types.MethodType) -> types.MethodType:
 
 
 class CompiledTorchRuntime(TorchRuntime):
-    """Like TorchRuntime, but decode attends over the whole cache (masked) so every step has
-    the same shapes, and that step is compiled once per batch size. Prefill stays eager:
-    prompt lengths vary, and it runs once per request.
+    """Like TorchRuntime, but the decode step sees the whole cache (kv_len = its size) so every
+    step has the same shapes, and that step is compiled once per batch size: SDPA attends over
+    the whole masked cache, genfast's CPU decode attention over each row's filled slots. Prefill
+    stays eager: prompt lengths vary, and it runs once per request.
     """
 
     name = "torch-compile"
@@ -48,7 +49,7 @@ class CompiledTorchRuntime(TorchRuntime):
 
     def _decode_forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache,
                         kv_len: int) -> torch.Tensor:
-        return self._step(tokens, positions, cache)  # attends over the whole (masked) cache: static shapes
+        return self._step(tokens, positions, cache)  # kv_len = the cache size: static shapes
 
     def warm_up(self, batch: int = 1) -> None:
         """Compile the decode step for ``batch`` rows (the first call compiles)."""
