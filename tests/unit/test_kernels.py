@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
+from genfast.compress.quantize import sqnr_db
+from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear, quantize_per_channel
 from genfast.kernels import decode_attention, int8_gemv, ops
 
 needs_compiler = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
@@ -122,3 +123,21 @@ def test_the_build_is_keyed_by_sources_and_flags(tmp_path):
     assert ops._build_key(source, ["-O2"]) != first
     (tmp_path / "kernel.c").write_text("/* v2 */\n")  # an included kernel changed: rebuild
     assert ops._build_key(source, ["-O3"]) != first
+
+
+@needs_compiler
+def test_int8_layer_holds_its_weights_once_and_still_saves_the_plain_form():
+    torch.manual_seed(2)
+    dense = torch.nn.Linear(128, 101)
+    q, _ = quantize_per_channel(dense.weight.detach())
+    layer = Int8WeightOnlyLinear.from_dense(dense)
+    assert [b.shape for b in layer.buffers() if b.dtype == torch.int8] == [layer.gemv_weight.shape]  # packed only
+    state = layer.state_dict()
+    assert torch.equal(state["qweight"], q)
+    reloaded = Int8WeightOnlyLinear.from_dense(torch.nn.Linear(128, 101))
+    reloaded.load_state_dict(state)
+    with torch.no_grad():
+        for rows in (1, int8_gemv.MAX_ROWS + 1):  # the second goes through PyTorch's kernel, rebuilt form
+            x = torch.randn(rows, 128)
+            torch.testing.assert_close(reloaded(x), layer(x))
+            assert sqnr_db(F.linear(x, layer.dequantized(), layer.bias), layer(x)) > 40

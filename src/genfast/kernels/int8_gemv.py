@@ -36,6 +36,13 @@ def pack(qweight: torch.Tensor) -> torch.Tensor:
     return q.view(q.shape[0] // ROWS, ROWS, q.shape[1] // CHUNK, CHUNK).transpose(1, 2).contiguous()
 
 
+def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.Tensor:
+    """The kernel's layout -> the (out, in) int8 matrix :func:`pack` was given."""
+    blocks, chunks = packed.shape[:2]
+    q = packed.transpose(1, 2).reshape(blocks * ROWS, chunks * CHUNK)
+    return q[:out_features, :in_features].contiguous()
+
+
 def pad_rows(vector: torch.Tensor | None, packed: torch.Tensor) -> torch.Tensor | None:
     """A per-output-channel fp32 vector (scale, bias) zero-padded to the packed row count."""
     if vector is None:

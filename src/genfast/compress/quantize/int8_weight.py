@@ -60,14 +60,29 @@ class PerChannelInt8Linear(QuantizedLinear):
     @classmethod
     def concat(cls, parts: list[PerChannelInt8Linear]) -> PerChannelInt8Linear:
         """One layer computing ``parts``' outputs side by side (fused projections)."""
-        return cls(torch.cat([p.qweight for p in parts]), torch.cat([p.scale for p in parts]), concat_bias(parts))
+        return cls(torch.cat([p.int8_values() for p in parts]), torch.cat([p.scale for p in parts]),
+                   concat_bias(parts))
+
+    def int8_values(self) -> torch.Tensor:
+        """The (out, in) int8 values (the saved form)."""
+        return self.qweight
 
     def dequantized(self) -> torch.Tensor:
-        return self.qweight.float() * self.scale[:, None]
+        return self.int8_values().float() * self.scale[:, None]
 
 
 class Int8WeightOnlyLinear(PerChannelInt8Linear):
-    """y = x @ (q * scale).T + bias."""
+    """y = x @ (q * scale).T + bias.
+
+    Where genfast's GEMV runs, the int8 values are held once, in its packed layout: the saved
+    (out, in) form is rebuilt for ``state_dict()`` and for the PyTorch-kernel path (prefills
+    longer than ``int8_gemv.MAX_ROWS``).
+    """
+
+    def int8_values(self) -> torch.Tensor:
+        if self.qweight is not None:
+            return self.qweight
+        return int8_gemv.unpack(self.gemv_weight, self.out_features, self.in_features)
 
     def _derive(self) -> None:
         self.register_buffer("kernel_scale", self.scale.to(KERNEL_DTYPE), persistent=False)
@@ -76,6 +91,19 @@ class Int8WeightOnlyLinear(PerChannelInt8Linear):
         self.register_buffer("gemv_weight", packed, persistent=False)
         self.register_buffer("gemv_scale", int8_gemv.pad_rows(self.scale, packed) if gemv else None, persistent=False)
         self.register_buffer("gemv_bias", int8_gemv.pad_rows(self.bias, packed) if gemv else None, persistent=False)
+        if gemv:
+            self.qweight = None  # held once, packed (a None buffer is left out of state_dict and .to())
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.qweight is None:
+            destination[prefix + "qweight"] = self.int8_values()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if self.qweight is None:  # a slot for the saved form; _derive() packs it and lets it go again
+            self.qweight = torch.empty(self.out_features, self.in_features, dtype=torch.int8,
+                                       device=self.scale.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
@@ -86,7 +114,7 @@ class Int8WeightOnlyLinear(PerChannelInt8Linear):
             return y.reshape(*x.shape[:-1], self.out_features)
         if x.device.type == "cpu" and self.in_features % _KERNEL_K_MULTIPLE == 0:
             flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
-            y = torch._weight_int8pack_mm(flat, self.qweight, self.kernel_scale)
+            y = torch._weight_int8pack_mm(flat, self.int8_values(), self.kernel_scale)
             y = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         else:
             y = F.linear(x, self.dequantized().to(x.dtype))
