@@ -141,3 +141,11 @@ def test_int8_layer_holds_its_weights_once_and_still_saves_the_plain_form():
             x = torch.randn(rows, 128)
             torch.testing.assert_close(reloaded(x), layer(x))
             assert sqnr_db(F.linear(x, layer.dequantized(), layer.bias), layer(x)) > 40
+
+
+@needs_compiler
+def test_decode_attention_refuses_lengths_past_the_cache():
+    q, k = torch.zeros(1, 2, 1, 16), torch.zeros(1, 2, 8, 16)
+    for bad in (0, 9):
+        with pytest.raises(RuntimeError, match="outside 1..8"):
+            decode_attention.decode_attention(q, k, k, torch.tensor([bad]))

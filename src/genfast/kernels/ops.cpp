@@ -17,6 +17,9 @@ at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Te
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && packed.scalar_type() == at::kChar,
               "genfast::int8_gemv wants fp32 (rows, in) activations and packed int8 weights");
   const int64_t k_padded = packed.size(1) * CHUNK, n_padded = scale.size(0);
+  TORCH_CHECK(packed.is_contiguous() && scale.is_contiguous() && n_padded == packed.size(0) * ROWS &&
+                  x.size(1) <= k_padded && (!bias.has_value() || bias->numel() == n_padded),
+              "genfast::int8_gemv: weights, scale and bias do not match the packed layout");
   at::Tensor xp = x.size(1) == k_padded ? x.contiguous() : at::constant_pad_nd(x, {0, k_padded - x.size(1)});
   at::Tensor y = at::empty({x.size(0), n_padded}, x.options());
   genfast_int8_gemv(xp.data_ptr<float>(), xp.size(0), packed.data_ptr<int8_t>(), scale.data_ptr<float>(),
@@ -32,6 +35,11 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   at::Tensor qc = q.contiguous(), lens = lengths.to(at::kLong).contiguous();
   at::Tensor out = at::empty_like(qc);
   const int64_t b = q.size(0), heads = q.size(1), dim = q.size(3), max_len = k.size(2);
+  TORCH_CHECK(q.size(2) == 1 && heads % k.size(1) == 0 && lens.numel() == b, "genfast::decode_attention: bad shapes");
+  for (int64_t i = 0; i < b; i++) {  // the kernel reads slots [0, length): never past the cache
+    const int64_t len = lens.data_ptr<int64_t>()[i];
+    TORCH_CHECK(len >= 1 && len <= max_len, "genfast::decode_attention: row length ", len, " outside 1..", max_len);
+  }
   at::Tensor scores = at::empty({b * heads * max_len}, q.options());
   genfast_decode_attention(qc.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), k.stride(0), k.stride(1),
                            k.stride(2), lens.data_ptr<int64_t>(), out.data_ptr<float>(), scores.data_ptr<float>(), b,
