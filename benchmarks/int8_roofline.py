@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import markdown_table, write_results  # noqa: E402
-from runtimes import NEW, PROMPT, model_dir  # noqa: E402
+from runtimes import NEW, PROMPT, build_case, model_dir  # noqa: E402
 
 CASES = [("torch-compile", "int8-weight"), ("torch", "int8-weight"), ("onnxruntime", "int8")]
 THREADS = 2
@@ -30,17 +30,10 @@ TARGET = 0.60
 
 
 def build(backend: str, precision: str):
-    from genfast.backends.registry import build_runtime
-    from genfast.compress import compress_
-    from genfast.compress.recipe import QUANTIZE_KINDS, parse_quantize, step_config
     from genfast.models.loading import load
 
     handle = load(model_dir("gpt2-small"))
-    if precision in QUANTIZE_KINDS:
-        compress_(handle, step_config(parse_quantize(precision)))
-    runtime = build_runtime(backend, handle, precision="fp32" if precision in QUANTIZE_KINDS else precision,
-                            threads=THREADS, batch=1, max_cache_len=PROMPT + NEW)
-    return handle, runtime
+    return handle, build_case(handle, backend, precision, THREADS)
 
 
 def one_round(handle, runtime) -> dict:

@@ -73,12 +73,21 @@ def _generate_baseline(handle) -> dict:
             "weight_bytes_per_step": weight_bytes_read_per_step(handle.model)}
 
 
-def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
-    import resource
-
+def build_case(handle, backend: str, precision: str, threads: int):
+    """The runtime of one case: genfast's PyTorch quantization applied first where ``precision`` names one."""
     from genfast.backends.registry import build_runtime
     from genfast.compress import compress_
     from genfast.compress.recipe import QUANTIZE_KINDS, parse_quantize, step_config
+
+    if precision in QUANTIZE_KINDS:
+        compress_(handle, step_config(parse_quantize(precision)))
+    return build_runtime(backend, handle, precision="fp32" if precision in QUANTIZE_KINDS else precision,
+                         threads=threads, batch=1, max_cache_len=PROMPT + NEW)
+
+
+def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
+    import resource
+
     from genfast.models.loading import load
     from genfast.profiling.hardware import memory_read_bandwidth
     from genfast.profiling.llm import profile_llm
@@ -91,10 +100,7 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
         out = _generate_baseline(handle)
     else:
         start = time.perf_counter()
-        if precision in QUANTIZE_KINDS:
-            compress_(handle, step_config(parse_quantize(precision)))
-        runtime = build_runtime(backend, handle, precision="fp32" if precision in QUANTIZE_KINDS else precision,
-                                threads=threads, batch=1, max_cache_len=PROMPT + NEW)
+        runtime = build_case(handle, backend, precision, threads)
         build_s = time.perf_counter() - start
         r = profile_llm(handle, Workload(prompt_lens=[PROMPT], output_len=NEW, repeats=REPEATS, warmup=1),
                         runtime=runtime)
