@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from genfast.kernels.ops import load_ops
-
-
-@torch.compiler.assume_constant_result
-def available() -> bool:
-    """Whether the kernel is built (or can be) on this machine."""
-    return load_ops()
+from genfast.kernels.ops import available
 
 
 def supports(q: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor) -> bool:

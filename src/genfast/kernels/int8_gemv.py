@@ -12,17 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genfast.kernels.ops import load_ops
+from genfast.kernels.ops import available  # noqa: F401 - callers ask the kernel's module
 
 ROWS, CHUNK = 4, 64  # the packed layout (int8_gemv.c)
 MAX_ROWS = 128
 """Activation rows up to which the kernel is used (more: PyTorch's kernel)."""
-
-
-@torch.compiler.assume_constant_result
-def available() -> bool:
-    """Whether the kernel is built (or can be) on this machine."""
-    return load_ops()
 
 
 def _padded(n: int, multiple: int) -> int:

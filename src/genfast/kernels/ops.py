@@ -82,6 +82,12 @@ def load_ops() -> bool:
     return True
 
 
+@torch.compiler.assume_constant_result  # torch.compile reads it once instead of tracing the build
+def available() -> bool:
+    """Whether genfast's kernels are built (or can be) on this machine."""
+    return load_ops()
+
+
 def _register_fakes() -> None:
     """Output shapes for torch.compile's tracing (the operators themselves are opaque to it)."""
 
