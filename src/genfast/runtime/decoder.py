@@ -71,12 +71,14 @@ class Block(torch.nn.Module):
         return x + self.mlp(self.norm2(x))
 
     def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
-                mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int) -> torch.Tensor:
+                mask: torch.Tensor | None, cache: StaticKVCache, kv_len: int,
+                filled: torch.Tensor | None = None) -> torch.Tensor:
+        """``filled``: each row's filled cache slots after this write, given for one-token steps."""
         q, k, v = self.qkv_heads(x, rope)
         cache.write(layer, positions, k, v)
         keys, values = cache.k[layer], cache.v[layer]
-        if decode_attention.supports(q, keys, values):  # one token per row: each reads its own filled slots
-            return self.project_and_mlp(x, decode_attention.decode_attention(q, keys, values, positions[:, 0] + 1))
+        if filled is not None and decode_attention.supports(q, keys, values):  # each row reads its own slots
+            return self.project_and_mlp(x, decode_attention.decode_attention(q, keys, values, filled))
         return self.attend_and_mlp(x, q, keys[:, :, :kv_len], values[:, :, :kv_len], mask)
 
 
@@ -132,8 +134,9 @@ class FastDecoder(torch.nn.Module):
         if not causal_from_zero:
             # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
             mask = torch.arange(kv_len, device=tokens.device)[None, None, None, :] <= positions[:, None, :, None]
+        filled = positions[:, 0] + 1 if tokens.shape[1] == 1 else None  # once per step, not per layer
         for i, block in enumerate(self.blocks):
-            x = block(x, i, positions, rope, mask, cache, kv_len)
+            x = block(x, i, positions, rope, mask, cache, kv_len, filled)
         if last_only:
             x = x[:, -1:]
         return self.head(self.norm(x))
