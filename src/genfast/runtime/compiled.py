@@ -42,6 +42,10 @@ class CompiledTorchRuntime(TorchRuntime):
         except RuntimeError as err:  # an unknown mode
             raise ConfigError(str(err)) from None
         options["guard_filter_fn"] = torch.compiler.skip_guard_on_all_nn_modules_unsafe
+        if self.device.type == "cpu":
+            # The graph's wrapper in C++ rather than Python: measured 0.99 -> 0.85 ms per demo-model
+            # int8 step (about 0.14 ms less per step; compiling takes ~4 s more on GPT-2-small).
+            options.setdefault("cpp_wrapper", True)
         self._step = torch.compile(_own_copy(self._static_step), dynamic=False, fullgraph=True, options=options)
 
     def _static_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
