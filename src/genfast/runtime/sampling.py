@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 import torch
 
 from genfast.errors import ConfigError
+from genfast.kernels import argmax
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
-    """The most likely token per row: (batch, vocab) -> (batch,)."""
+    """The most likely token per row: (batch, vocab) -> (batch,) (genfast's kernel on CPU fp32)."""
+    if argmax.supports(logits):
+        return argmax.argmax_rows(logits)
     return logits.argmax(dim=-1)
 
 
@@ -47,7 +50,7 @@ class SamplingParams:
 def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token from one row of logits (vocab,)."""
     if params.is_greedy:
-        return int(logits.argmax())
+        return int(greedy(logits[None])[0])
     scores = logits.float() / params.temperature
     if params.top_k:
         kth = torch.topk(scores, min(params.top_k, scores.numel())).values[-1]
