@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from genfast.compress.quantize import sqnr_db
 from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear, quantize_per_channel
-from genfast.kernels import argmax, decode_attention, int8_gemv, ops
+from genfast.kernels import decode_attention, int8_gemv, ops
 
 needs_compiler = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
 
@@ -149,35 +149,3 @@ def test_decode_attention_refuses_lengths_past_the_cache():
     for bad in (0, 9):
         with pytest.raises(RuntimeError, match="outside 1..8"):
             decode_attention.decode_attention(q, k, k, torch.tensor([bad]))
-
-
-def _logits_with_edge_cases() -> list[torch.Tensor]:
-    torch.manual_seed(4)
-    rows = [torch.randn(3, n) for n in (1, 15, 16, 17, 50257)]  # vector body and scalar tail
-    tie = torch.zeros(2, 40)
-    tie[:, [5, 21, 33]] = 7.0  # ties: the first index wins
-    nan = torch.randn(2, 70)
-    nan[0, 50], nan[0, 60], nan[1, 3] = float("nan"), float("nan"), float("nan")  # NaN is the maximum
-    low = torch.full((1, 33), float("-inf"))
-    signed_zero = torch.tensor([[-0.0, 0.0, -1.0]])
-    return rows + [tie, nan, low, signed_zero, torch.randn(4, 3, 100)[:, -1]]  # the last one: rows strided apart
-
-
-@needs_compiler
-def test_argmax_kernel_answers_as_torch_argmax():
-    for logits in _logits_with_edge_cases():
-        assert argmax.supports(logits)
-        assert torch.equal(argmax.argmax_rows(logits), logits.argmax(dim=-1)), logits
-
-
-@needs_compiler
-def test_greedy_uses_the_kernel_where_it_can_and_torch_elsewhere():
-    from genfast.runtime.sampling import greedy
-
-    logits = torch.randn(2, 300)
-    assert argmax.supports(logits) and torch.equal(greedy(logits), logits.argmax(-1))
-    for other in (logits.bfloat16(), logits.t(), torch.empty(2, 0)):  # dtype, column stride, empty rows
-        assert not argmax.supports(other)
-    assert torch.equal(greedy(logits.bfloat16()), logits.bfloat16().argmax(-1))
-    with pytest.raises(RuntimeError, match="non-empty"):
-        argmax.argmax_rows(torch.empty(2, 0))

@@ -7,7 +7,6 @@
 extern "C" {
 #include "int8_gemv.c"
 #include "decode_attention.c"
-#include "argmax.c"
 }
 
 namespace {
@@ -49,26 +48,14 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
-// The index of each row's largest value, as torch.argmax(x, dim=-1): (rows, n) fp32 -> (rows,) int64.
-at::Tensor argmax_rows(const at::Tensor& x) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.stride(1) == 1 && x.size(1) > 0,
-              "genfast::argmax_rows wants non-empty fp32 (rows, n) logits with contiguous rows");
-  at::Tensor out = at::empty({x.size(0)}, x.options().dtype(at::kLong));
-  genfast_argmax(x.data_ptr<float>(), x.size(0), x.size(1), x.stride(0), out.data_ptr<int64_t>(),
-                 at::get_num_threads());
-  return out;
-}
-
 }  // namespace
 
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
-  m.def("argmax_rows(Tensor x) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
   m.impl("decode_attention", &decode_attention);
-  m.impl("argmax_rows", &argmax_rows);
 }

@@ -98,7 +98,3 @@ def _register_fakes() -> None:
     @torch.library.register_fake("genfast::decode_attention")
     def _(q, k, v, lengths):
         return torch.empty_like(q, memory_format=torch.contiguous_format)
-
-    @torch.library.register_fake("genfast::argmax_rows")
-    def _(x):
-        return x.new_empty(x.shape[0], dtype=torch.long)

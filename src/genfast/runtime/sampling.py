@@ -7,13 +7,10 @@ from dataclasses import dataclass, field
 import torch
 
 from genfast.errors import ConfigError
-from genfast.kernels import argmax
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
-    """The most likely token per row: (batch, vocab) -> (batch,) (genfast's kernel on CPU fp32)."""
-    if argmax.supports(logits):
-        return argmax.argmax_rows(logits)
+    """The most likely token per row: (batch, vocab) -> (batch,)."""
     return logits.argmax(dim=-1)
 
 
@@ -50,7 +47,7 @@ class SamplingParams:
 def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token from one row of logits (vocab,)."""
     if params.is_greedy:
-        return int(greedy(logits[None])[0])
+        return int(logits.argmax())
     scores = logits.float() / params.temperature
     if params.top_k:
         kth = torch.topk(scores, min(params.top_k, scores.numel())).values[-1]
