@@ -19,6 +19,11 @@ def _own_copy(method: types.MethodType) -> types.MethodType:
                             method.__self__)
 
 
+CPU_OPTIONS = {"cpp_wrapper": True}
+"""Inductor options on CPU: the graph's wrapper in C++ rather than Python (less per-step overhead,
+``benchmarks/step_ablations.py``; compiling takes a few seconds more)."""
+
+
 class CompiledTorchRuntime(TorchRuntime):
     """Like TorchRuntime, but the decode step sees the whole cache (kv_len = its size) so every
     step has the same shapes, and that step is compiled once per batch size: SDPA attends over
@@ -43,9 +48,7 @@ class CompiledTorchRuntime(TorchRuntime):
             raise ConfigError(str(err)) from None
         options["guard_filter_fn"] = torch.compiler.skip_guard_on_all_nn_modules_unsafe
         if self.device.type == "cpu":
-            # The graph's wrapper in C++ rather than Python: measured 0.99 -> 0.85 ms per demo-model
-            # int8 step (about 0.14 ms less per step; compiling takes ~4 s more on GPT-2-small).
-            options.setdefault("cpp_wrapper", True)
+            options = {**CPU_OPTIONS, **options}
         self._step = torch.compile(_own_copy(self._static_step), dynamic=False, fullgraph=True, options=options)
 
     def _static_step(self, tokens: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
