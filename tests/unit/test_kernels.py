@@ -18,7 +18,8 @@ def _int8_layer(out_features: int, in_features: int, bias: bool) -> Int8WeightOn
 
 
 @needs_compiler
-@pytest.mark.parametrize("out_features,in_features", [(96, 256), (101, 70), (3, 16)])
+@pytest.mark.parametrize("out_features,in_features", [(96, 256), (101, 70), (3, 16),
+                                                      (20, 2500), (8, 4096)])  # the last two: several column tiles
 @pytest.mark.parametrize("rows", [1, 3, 4, 6])  # passes of up to 4 rows, and their remainders
 @pytest.mark.parametrize("bias", [True, False])
 def test_int8_gemv_equals_a_matmul_with_the_dequantized_weights(out_features, in_features, rows, bias):
@@ -28,6 +29,15 @@ def test_int8_gemv_equals_a_matmul_with_the_dequantized_weights(out_features, in
     reference = F.linear(x, layer.dequantized(), layer.bias)
     assert y.shape == (rows, out_features)
     torch.testing.assert_close(y, reference, rtol=1e-5, atol=1e-5)  # fp32 throughout: only summation order differs
+
+
+@pytest.mark.parametrize("out_features,in_features", [(5, 70), (101, 2500), (8, 2048), (8, 2112)])
+def test_packing_round_trips_through_one_or_several_column_tiles(out_features, in_features):
+    q = torch.randint(-127, 128, (out_features, in_features), dtype=torch.int8,
+                      generator=torch.Generator().manual_seed(5))
+    packed = int8_gemv.pack(q)
+    assert packed.shape == (-(-out_features // 4) * 4, -(-in_features // 64) * 64)
+    assert torch.equal(int8_gemv.unpack(packed, out_features, in_features), q)
 
 
 @needs_compiler

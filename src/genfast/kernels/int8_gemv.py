@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from genfast.kernels.ops import available  # noqa: F401 - callers ask the kernel's module
 
 ROWS, CHUNK = 4, 64  # the packed layout (int8_gemv.c)
+TILE_MAX_K, TILE_K = 2048, 1024  # column tiles (int8_gemv.c)
 MAX_ROWS = 128
 """Activation rows up to which the kernel is used (more: PyTorch's kernel)."""
 
@@ -23,25 +24,37 @@ def _padded(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def _tiles(k_padded: int) -> list[tuple[int, int]]:
+    """(first column, width) of each column tile, as int8_gemv.c walks them."""
+    width = k_padded if k_padded <= TILE_MAX_K else TILE_K
+    return [(k0, min(width, k_padded - k0)) for k0 in range(0, k_padded, width)]
+
+
 def pack(qweight: torch.Tensor) -> torch.Tensor:
-    """(out, in) int8 -> the kernel's layout, zero-padded to whole 4-row x 64-column blocks."""
+    """(out, in) int8 -> the kernel's layout: (out, in) zero-padded to whole 4-row x 64-column
+    blocks, its bytes in the kernel's order (column tiles, each [N/4][W/64][4][64]), not row-major."""
     n, k = qweight.shape
     q = F.pad(qweight, (0, _padded(k, CHUNK) - k, 0, _padded(n, ROWS) - n))
-    return q.view(q.shape[0] // ROWS, ROWS, q.shape[1] // CHUNK, CHUNK).transpose(1, 2).contiguous()
+    rows, cols = q.shape
+    tiles = [q[:, k0:k0 + w].reshape(rows // ROWS, ROWS, w // CHUNK, CHUNK).transpose(1, 2).reshape(-1)
+             for k0, w in _tiles(cols)]
+    return torch.cat(tiles).view(rows, cols)
 
 
 def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.Tensor:
     """The kernel's layout -> the (out, in) int8 matrix :func:`pack` was given."""
-    blocks, chunks = packed.shape[:2]
-    q = packed.transpose(1, 2).reshape(blocks * ROWS, chunks * CHUNK)
-    return q[:out_features, :in_features].contiguous()
+    rows, cols = packed.shape
+    flat = packed.reshape(-1)
+    tiles = [flat[k0 * rows:(k0 + w) * rows].view(rows // ROWS, w // CHUNK, ROWS, CHUNK).transpose(1, 2)
+             .reshape(rows, w) for k0, w in _tiles(cols)]
+    return torch.cat(tiles, dim=1)[:out_features, :in_features].contiguous()
 
 
 def pad_rows(vector: torch.Tensor | None, packed: torch.Tensor) -> torch.Tensor | None:
     """A per-output-channel fp32 vector (scale, bias) zero-padded to the packed row count."""
     if vector is None:
         return None
-    return F.pad(vector.float(), (0, packed.shape[0] * ROWS - vector.shape[0])).contiguous()
+    return F.pad(vector.float(), (0, packed.shape[0] - vector.shape[0])).contiguous()
 
 
 def int8_gemv(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,

@@ -11,14 +11,16 @@ extern "C" {
 
 namespace {
 
-// x (rows, in) fp32 times packed int8 weights -> (rows, padded out) fp32; scale/bias padded alike.
+// x (rows, in) fp32 times packed int8 weights (padded out, padded in; int8_gemv.c's tiled order)
+// -> (rows, padded out) fp32; scale/bias padded alike.
 at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
                      const c10::optional<at::Tensor>& bias) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && packed.scalar_type() == at::kChar,
               "genfast::int8_gemv wants fp32 (rows, in) activations and packed int8 weights");
-  const int64_t k_padded = packed.size(1) * CHUNK, n_padded = scale.size(0);
-  TORCH_CHECK(packed.is_contiguous() && scale.is_contiguous() && n_padded == packed.size(0) * ROWS &&
-                  x.size(1) <= k_padded && (!bias.has_value() || bias->numel() == n_padded),
+  const int64_t n_padded = packed.size(0), k_padded = packed.size(1);
+  TORCH_CHECK(packed.dim() == 2 && packed.is_contiguous() && scale.is_contiguous() && n_padded % ROWS == 0 &&
+                  k_padded % CHUNK == 0 && scale.numel() == n_padded && x.size(1) <= k_padded &&
+                  (!bias.has_value() || bias->numel() == n_padded),
               "genfast::int8_gemv: weights, scale and bias do not match the packed layout");
   at::Tensor xp = x.size(1) == k_padded ? x.contiguous() : at::constant_pad_nd(x, {0, k_padded - x.size(1)});
   at::Tensor y = at::empty({x.size(0), n_padded}, x.options());
