@@ -6,7 +6,7 @@ Both variants of a change are built in one process over the same model and timed
 decode steps after a 128-token prompt, batch 1, 2 threads; each round runs both, the order
 swapped every round, so this shared machine's drift hits both alike. Changes measured:
 - inductor's C++ wrapper for the compiled step (genfast's default on CPU) against the Python one,
-  demo model, int8 weight-only, `torch-compile`.
+  demo model, int8 weight-only and fp32, `torch-compile`.
 (A vectorized argmax kernel for greedy sampling was measured here too, against `torch.argmax` on
 the GPT-2-small shape: 4.858 against 4.884 ms per step, faster in 6 of 12 rounds, so genfast kept
 `torch.argmax`.) Writes benchmarks/results/step_ablations.{json,md}.
@@ -31,13 +31,14 @@ from runtimes import PROMPT, model_dir  # noqa: E402
 THREADS, STEPS = 2, 120
 
 
-def _int8_handle(model: str):
+def _handle(model: str, quantize: str | None):
     from genfast.compress import compress_
     from genfast.compress.recipe import parse_quantize, step_config
     from genfast.models.loading import load
 
     handle = load(model_dir(model))
-    compress_(handle, step_config(parse_quantize("int8-weight")))
+    if quantize:
+        compress_(handle, step_config(parse_quantize(quantize)))
     return handle
 
 
@@ -55,18 +56,19 @@ def step_seconds(runtime, pick, ids: torch.Tensor) -> float:
     return (time.perf_counter() - start) / STEPS
 
 
-def cpp_wrapper_variants():
+def cpp_wrapper_variants(quantize: str | None):
     from genfast.runtime import compiled
     from genfast.runtime.sampling import greedy
 
-    model = _int8_handle("demo").model
+    model = _handle("demo", quantize).model
     with mock.patch.dict(compiled.CPU_OPTIONS, {"cpp_wrapper": False}):
         python = compiled.CompiledTorchRuntime(model, max_cache_len=PROMPT + STEPS + 8)
     cpp = compiled.CompiledTorchRuntime(model, max_cache_len=PROMPT + STEPS + 8)
-    return "demo", {"Python wrapper": (python, greedy), "C++ wrapper (default)": (cpp, greedy)}
+    return f"demo {quantize or 'fp32'}", {"Python wrapper": (python, greedy), "C++ wrapper (default)": (cpp, greedy)}
 
 
-ABLATIONS = {"compiled step's wrapper": cpp_wrapper_variants}
+ABLATIONS = {"compiled step's wrapper, int8 weights": lambda: cpp_wrapper_variants("int8-weight"),
+             "compiled step's wrapper, fp32": lambda: cpp_wrapper_variants(None)}
 
 
 def main() -> None:
@@ -91,7 +93,7 @@ def main() -> None:
             rows.append([ablation, model, name, f"{statistics.median(t) * 1e3:.3f}", f"{min(t) * 1e3:.3f}",
                          f"{faster}/{args.rounds}" if name == new else ""])
         print(ablation, {n: round(statistics.median(t) * 1e3, 3) for n, t in times.items()}, flush=True)
-    caption = (f"{platform.machine()}, {THREADS} threads; int8 weight-only, `torch-compile`, batch 1, prompt {PROMPT}, "
+    caption = (f"{platform.machine()}, {THREADS} threads; `torch-compile`, batch 1, prompt {PROMPT}, "
                f"{STEPS} greedy decode steps per timing; {args.rounds} rounds alternating the variants' order; "
                "command: `python benchmarks/step_ablations.py`.")
     write_results("step_ablations", raw, caption,

@@ -159,3 +159,38 @@ def test_decode_attention_refuses_lengths_past_the_cache():
     for bad in (0, 9):
         with pytest.raises(RuntimeError, match="outside 1..8"):
             decode_attention.decode_attention(q, k, k, torch.tensor([bad]))
+
+
+_PORTABLE_CHECK = """
+import torch
+from genfast.kernels import ops, int8_gemv as g, decode_attention as da
+ops.FLAG_SETS = (["-O3"],)  # no -march=native, no OpenMP: the portable C paths
+assert ops.load_ops()
+torch.manual_seed(0)
+for n, k, rows in [(20, 2500, 3), (8, 4096, 1), (101, 70, 6)]:
+    q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    s, b = torch.rand(n) + 0.5, torch.randn(n)
+    p, x = g.pack(q), torch.randn(rows, k)
+    y = g.int8_gemv(x, p, g.pad_rows(s, p), g.pad_rows(b, p), n)
+    torch.testing.assert_close(y, x @ (q.float() * s[:, None]).T + b, rtol=1e-4, atol=1e-3)
+q, kc, vc = torch.randn(2, 4, 1, 24), torch.randn(2, 2, 10, 24), torch.randn(2, 2, 10, 24)
+out = da.decode_attention(q, kc, vc, torch.tensor([3, 10]))
+for i, n in enumerate([3, 10]):
+    k, v = (c[i:i + 1, :, :n].repeat_interleave(2, 1) for c in (kc, vc))
+    ref = torch.nn.functional.scaled_dot_product_attention(q[i:i + 1], k, v)
+    torch.testing.assert_close(out[i:i + 1], ref, rtol=1e-4, atol=1e-5)
+"""
+
+
+@needs_compiler
+@pytest.mark.slow
+def test_portable_kernels_built_without_native_flags_still_answer_right(tmp_path):
+    """The paths a CPU without AVX-512 (or a compiler without OpenMP) runs, in a process of their own."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GENFAST_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _PORTABLE_CHECK], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
