@@ -34,8 +34,15 @@ def test_profile_reports_every_figure(handle):
         assert case["itl_s"]["n"] == 3 * 5  # output_len - 1 decode steps per run
         assert case["ttft_s"]["median"] < case["e2e_s"]["median"]
         assert case["memory"]["peak_rss_bytes"] > 0
-        assert 0 < case["roofline"]["achieved_fraction"]
-        assert case["roofline"]["ceiling_decode_tokens_per_s"] > 0
+        roof = case["roofline"]
+        assert 0 < roof["achieved_fraction"] < roof["achieved_fraction_with_kv"]  # KV reads lower the ceiling
+        assert roof["ceiling_decode_tokens_per_s"] > roof["ceiling_with_kv_decode_tokens_per_s"] > 0
+        cfg = handle.model.config  # keys and values of every layer, fp32, for prompt + output / 2 positions
+        if cfg.model_type == "gpt2":
+            per_token = cfg.n_layer * 2 * cfg.n_embd * 4
+        else:  # grouped KV heads
+            per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * cfg.head_dim * 4
+        assert roof["kv_bytes_per_step"] == int(case["batch_size"] * per_token * (case["prompt_len"] + 3))
 
 
 def test_stage_times_add_up_to_end_to_end(handle):

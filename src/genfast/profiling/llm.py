@@ -49,12 +49,21 @@ def _run_metrics(timer: StageTimer, e2e: float, batch: int, output_len: int) -> 
     }
 
 
-def _roofline(model: torch.nn.Module, runtime: Runtime, batch: int, decode_tps: float, bandwidth: float) -> dict:
+def _roofline(model: torch.nn.Module, runtime: Runtime, batch: int, prompt_len: int, output_len: int,
+              decode_tps: float, bandwidth: float) -> dict:
     # A runtime that stores weights its own way (an int8 ONNX graph) says how many bytes a step reads.
     per_step = getattr(runtime, "weight_bytes_per_step", None) or memory.weight_bytes_read_per_step(model)
     ceiling = batch * bandwidth / per_step
-    return {"weight_bytes_per_step": per_step, "ceiling_decode_tokens_per_s": ceiling,
-            "achieved_fraction": decode_tps / ceiling}
+    roofline = {"weight_bytes_per_step": per_step, "ceiling_decode_tokens_per_s": ceiling,
+                "achieved_fraction": decode_tps / ceiling, "kv_bytes_per_step": None,
+                "ceiling_with_kv_decode_tokens_per_s": None, "achieved_fraction_with_kv": None}
+    per_token = memory.kv_cache_bytes_per_token(model)
+    if per_token:  # every row attends over its prompt and what it generated: prompt + output/2 on average
+        kv = int(batch * per_token * (prompt_len + output_len / 2))
+        with_kv = batch * bandwidth / (per_step + kv)
+        roofline.update(kv_bytes_per_step=kv, ceiling_with_kv_decode_tokens_per_s=with_kv,
+                        achieved_fraction_with_kv=decode_tps / with_kv)
+    return roofline
 
 
 def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], prompt_len: int,
@@ -87,7 +96,8 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
         "decode_tokens_per_s": decode_tps.to_dict() if decode_tps else None,
         "memory": {"peak_rss_bytes": memory.peak_rss_bytes(),
                    "cuda_peak_bytes": memory.cuda_peak_bytes(runtime.device)},
-        "roofline": _roofline(handle.model, runtime, batch, decode_tps.median, bandwidth) if decode_tps else None,
+        "roofline": (_roofline(handle.model, runtime, batch, prompt_len, workload.output_len, decode_tps.median,
+                               bandwidth) if decode_tps else None),
         "noisy": e2e.noisy,
         "itl_samples_s": [x for r in runs for x in r["itl"]],
     }

@@ -66,3 +66,18 @@ def weight_bytes_read_per_step(model: torch.nn.Module) -> int:
         total += p.numel() * p.element_size()
     # a quantized layer reads its stored tensors (the kernel's packed copies are the same size)
     return total + sum(t.numel() * t.element_size() for m in _quantized_layers(model) for t in m.state_dict().values())
+
+
+def kv_cache_bytes_per_token(model: torch.nn.Module) -> int | None:
+    """Bytes of keys and values one position adds to a causal LM's cache (all layers), in the
+    model's float dtype; None where the config does not describe the attention."""
+    cfg = getattr(model, "config", None)
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None)
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None)
+    if not (layers and heads and hidden):
+        return None
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or hidden // heads
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    return layers * 2 * kv_heads * head_dim * torch.empty((), dtype=dtype).element_size()
