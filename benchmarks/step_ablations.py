@@ -7,9 +7,8 @@ decode steps after a 128-token prompt, batch 1, 2 threads; each round runs both,
 swapped every round, so this shared machine's drift hits both alike. Changes measured:
 - inductor's C++ wrapper for the compiled step (genfast's default on CPU) against the Python one,
   demo model, int8 weight-only and fp32, `torch-compile`.
-(A vectorized argmax kernel for greedy sampling was measured here too, against `torch.argmax` on
-the GPT-2-small shape: 4.858 against 4.884 ms per step, faster in 6 of 12 rounds, so genfast kept
-`torch.argmax`.) Writes benchmarks/results/step_ablations.{json,md}.
+(A vectorized argmax kernel for greedy sampling was measured here too and dropped for showing no
+step gain; its numbers are in the commit that reverted it.) Writes benchmarks/results/step_ablations.{json,md}.
 """
 
 from __future__ import annotations
@@ -42,29 +41,30 @@ def _handle(model: str, quantize: str | None):
     return handle
 
 
-def step_seconds(runtime, pick, ids: torch.Tensor) -> float:
-    """Mean seconds per decode step (forward + ``pick`` of the next token) over STEPS steps."""
+def step_seconds(runtime, ids: torch.Tensor) -> float:
+    """Mean seconds per greedy decode step (forward + picking the next token) over STEPS steps."""
+    from genfast.runtime.sampling import greedy
+
     _, cache = runtime.prefill(ids)
     token = torch.tensor([1])
     for _ in range(3):
         logits, cache = runtime.decode(token, cache)
-        token = pick(logits)
+        token = greedy(logits)
     start = time.perf_counter()
     for _ in range(STEPS):
         logits, cache = runtime.decode(token, cache)
-        token = pick(logits)
+        token = greedy(logits)
     return (time.perf_counter() - start) / STEPS
 
 
 def cpp_wrapper_variants(quantize: str | None):
     from genfast.runtime import compiled
-    from genfast.runtime.sampling import greedy
 
     model = _handle("demo", quantize).model
     with mock.patch.dict(compiled.CPU_OPTIONS, {"cpp_wrapper": False}):
         python = compiled.CompiledTorchRuntime(model, max_cache_len=PROMPT + STEPS + 8)
     cpp = compiled.CompiledTorchRuntime(model, max_cache_len=PROMPT + STEPS + 8)
-    return f"demo {quantize or 'fp32'}", {"Python wrapper": (python, greedy), "C++ wrapper (default)": (cpp, greedy)}
+    return f"demo {quantize or 'fp32'}", {"Python wrapper": python, "C++ wrapper (default)": cpp}
 
 
 ABLATIONS = {"compiled step's wrapper, int8 weights": lambda: cpp_wrapper_variants("int8-weight"),
@@ -80,12 +80,12 @@ def main() -> None:
     raw, rows = {}, []
     for ablation, build in ABLATIONS.items():
         model, variants = build()
-        for runtime, pick in variants.values():
-            step_seconds(runtime, pick, ids)  # compile, warm up
+        for runtime in variants.values():
+            step_seconds(runtime, ids)  # compile, warm up
         times = {name: [] for name in variants}
         for r in range(args.rounds):
             for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                times[name].append(step_seconds(*variants[name], ids))
+                times[name].append(step_seconds(variants[name], ids))
         raw[ablation] = {"model": model, "step_s": times}
         base, new = list(times)
         faster = sum(b < a for a, b in zip(times[base], times[new], strict=True))

@@ -80,4 +80,4 @@ def kv_cache_bytes_per_token(model: torch.nn.Module) -> int | None:
     kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
     head_dim = getattr(cfg, "head_dim", None) or hidden // heads
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    return layers * 2 * kv_heads * head_dim * torch.empty((), dtype=dtype).element_size()
+    return layers * 2 * kv_heads * head_dim * dtype.itemsize
