@@ -1,9 +1,9 @@
 """Int8 weight-only matmul for a few activation rows (decode), genfast's own kernel (``int8_gemv.c``).
 
-At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 10.7 GB/s here (bf16
-activations), this kernel a prepacked copy at 16.1 GB/s (64 chained 1024 x 1024 matrices,
+At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 10.8 GB/s here (bf16
+activations), this kernel a prepacked copy at 14.0 GB/s (64 chained 1024 x 1024 matrices,
 ``benchmarks/cpu_int_kernels.py``). It converts each weight once for up to four activation rows
-and measures level with or ahead of PyTorch's kernel up to 256 rows here; longer prefills keep
+and measured ahead of PyTorch's kernel up to 128 rows here, level at 256; longer prefills keep
 PyTorch's (a GEMM, where compute rather than bandwidth decides).
 """
 

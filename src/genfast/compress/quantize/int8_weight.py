@@ -2,7 +2,7 @@
 
 Two CPU kernels: up to ``int8_gemv.MAX_ROWS`` activation rows (decode, and prefills up to that
 length) genfast's own ``kernels.int8_gemv`` over a prepacked copy of the weights; for more rows
-PyTorch's ``_weight_int8pack_mm``, fed bf16 activations (its fp32 path took 1.8x an fp32
+PyTorch's ``_weight_int8pack_mm``, fed bf16 activations (its fp32 path took 2.0x an fp32
 matmul's time, ``benchmarks/cpu_int_kernels.py``). Where neither can run
 (another device, no C compiler and ``in_features`` not a multiple of 16) the layer dequantizes
 and multiplies: correct, not fast.
