@@ -179,6 +179,21 @@ for i, n in enumerate([3, 10]):
     k, v = (c[i:i + 1, :, :n].repeat_interleave(2, 1) for c in (kc, vc))
     ref = torch.nn.functional.scaled_dot_product_attention(q[i:i + 1], k, v)
     torch.testing.assert_close(out[i:i + 1], ref, rtol=1e-4, atol=1e-5)
+from genfast.compress import compress_
+from genfast.compress.quantize.int8_weight import Int8WeightOnly
+from genfast.models.tiny import tiny_model
+from genfast.runtime.torch_runtime import TorchRuntime
+for arch in ("gpt2", "llama"):  # the one-operator layer stack against the per-op path
+    model, _ = tiny_model(arch, hidden=96)
+    compress_(model, Int8WeightOnly())
+    rt = TorchRuntime(model, max_cache_len=16)
+    assert rt.decoder.native_plans is not None
+    steps = []
+    for plans in (rt.decoder.native_plans, None):
+        rt.decoder.native_plans = plans
+        first, cache = rt.prefill(torch.tensor([[5, 6, 7]]))
+        steps.append(rt.decode(first.argmax(-1), cache)[0])
+    torch.testing.assert_close(steps[0], steps[1], rtol=1e-4, atol=1e-4)
 """
 
 

@@ -73,6 +73,18 @@ static void weighted_sum(const float *p, const float *v, long stride_l, long len
   }
 }
 
+/* out = softmax(q . k[:len] * scale) @ v[:len] for one query; s: scratch of len floats */
+static void attend(const float *q, const float *k, const float *v, long stride_l, long len, long D, float scale,
+                   float *s, float *out) {
+  float top = scores_of(q, k, stride_l, len, D, scale, s), total = 0.f;
+  for (long l = 0; l < len; l++) {
+    s[l] = expf(s[l] - top);
+    total += s[l];
+  }
+  for (long l = 0; l < len; l++) s[l] /= total;
+  weighted_sum(s, v, stride_l, len, D, out);
+}
+
 /* q, out: [B][H][D] contiguous; k, v: element strides (row, kv head, slot), D contiguous;
  * scores: scratch of B * H * max_len floats. */
 void genfast_decode_attention(const float *q, const float *k, const float *v, long stride_b, long stride_h,
@@ -81,17 +93,8 @@ void genfast_decode_attention(const float *q, const float *k, const float *v, lo
   long group = H / KVH;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (long task = 0; task < B * H; task++) {
-    long b = task / H, h = task % H, len = lengths[b];
-    const float *qv = q + task * D;
-    const float *kb = k + b * stride_b + (h / group) * stride_h;
-    const float *vb = v + b * stride_b + (h / group) * stride_h;
-    float *s = scores + task * max_len, *o = out + task * D;
-    float top = scores_of(qv, kb, stride_l, len, D, scale, s), total = 0.f;
-    for (long l = 0; l < len; l++) {
-      s[l] = expf(s[l] - top);
-      total += s[l];
-    }
-    for (long l = 0; l < len; l++) s[l] /= total;
-    weighted_sum(s, vb, stride_l, len, D, o);
+    long b = task / H, h = task % H;
+    attend(q + task * D, k + b * stride_b + (h / group) * stride_h, v + b * stride_b + (h / group) * stride_h,
+           stride_l, lengths[b], D, scale, scores + task * max_len, out + task * D);
   }
 }

@@ -86,15 +86,23 @@ static inline void block_tile(const float *x, long M, const int8_t *tile, const 
   }
 }
 
-/* x: [M][K] fp32; packed: see above; scale, bias (nullable): [N]; y: [M][N]. */
-void genfast_int8_gemv(const float *x, long M, const int8_t *packed, const float *scale, const float *bias,
-                       float *y, long N, long K, int threads) {
+/* The calling team's share of the product, without a closing barrier: with the same team, a
+ * following `omp for schedule(static)` over the N / ROWS row blocks gives each thread the blocks of
+ * y it wrote here (the fused decode layer adds its residual that way). */
+static void gemv_team(const float *x, long M, const int8_t *packed, const float *scale, const float *bias, float *y,
+                      long N, long K) {
   const long blocks = N / ROWS, tile_k = K <= TILE_MAX_K ? K : TILE_K;
   /* the same static split of blocks for every tile, so a thread adds only to the y it wrote */
-#pragma omp parallel num_threads(threads)
   for (long k0 = 0; k0 < K; k0 += tile_k) {
     const long W = K - k0 < tile_k ? K - k0 : tile_k;
 #pragma omp for schedule(static) nowait
     for (long b = 0; b < blocks; b++) block_tile(x, M, packed + k0 * N, scale, bias, y, N, K, k0, W, b);
   }
+}
+
+/* x: [M][K] fp32; packed: see above; scale, bias (nullable): [N]; y: [M][N]. */
+void genfast_int8_gemv(const float *x, long M, const int8_t *packed, const float *scale, const float *bias,
+                       float *y, long N, long K, int threads) {
+#pragma omp parallel num_threads(threads)
+  gemv_team(x, M, packed, scale, bias, y, N, K);
 }

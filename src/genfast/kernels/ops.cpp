@@ -7,7 +7,13 @@
 extern "C" {
 #include "int8_gemv.c"
 #include "decode_attention.c"
+#include "decode_layer.c"
 }
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -50,14 +56,139 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
+gf_linear linear_of(const c10::List<c10::optional<at::Tensor>>& w, size_t at) {
+  const c10::optional<at::Tensor> packed = w.get(at), scale = w.get(at + 1), bias = w.get(at + 2);
+  TORCH_CHECK(packed.has_value() && scale.has_value() && packed->scalar_type() == at::kChar && packed->dim() == 2 &&
+                  packed->is_contiguous() && packed->size(0) % ROWS == 0 && packed->size(1) % CHUNK == 0 &&
+                  scale->is_contiguous() && scale->scalar_type() == at::kFloat && scale->numel() == packed->size(0) &&
+                  (!bias.has_value() || (bias->numel() == packed->size(0) && bias->is_contiguous() &&
+                                         bias->scalar_type() == at::kFloat)),
+              "genfast::layer_plan: projection ", at / 3, " is not a packed int8 layer");
+  return {packed->data_ptr<int8_t>(), scale->data_ptr<float>(), bias.has_value() ? bias->data_ptr<float>() : nullptr,
+          packed->size(0), packed->size(1)};
+}
+
+const float* data_or_null(const c10::optional<at::Tensor>& t) { return t.has_value() ? t->data_ptr<float>() : nullptr; }
+
+// A layer's weights and shapes, checked once; decode_layers fills in the per-step fields.
+struct LayerPlan {
+  std::vector<at::Tensor> keep;  // holds the weights alive
+  gf_layer layer;
+};
+std::mutex plans_mutex;
+std::unordered_map<int64_t, LayerPlan> plans;
+int64_t next_plan = 1;
+
+// weights: for norm1, qkv, out, norm2, up, down in turn the norm's (weight, bias?) and the
+// projection's (packed, scale, bias?), padded as int8_gemv wants. Returns the plan's id.
+int64_t layer_plan(const c10::List<c10::optional<at::Tensor>>& weights, int64_t family, int64_t heads,
+                   int64_t kv_heads, int64_t head_dim, int64_t mlp_width, double eps) {
+  TORCH_CHECK(weights.size() == 16 && (family == GF_GPT2 || family == GF_LLAMA) && heads % kv_heads == 0 &&
+                  head_dim <= GF_MAX_HEAD_DIM,
+              "genfast::layer_plan: 16 weights, a known family and heads in whole groups expected");
+  LayerPlan plan;
+  gf_layer& L = plan.layer;
+  L.family = static_cast<int>(family);
+  L.H = heads, L.KVH = kv_heads, L.hd = head_dim, L.F = mlp_width, L.eps = static_cast<float>(eps);
+  L.qkv = linear_of(weights, 2), L.out = linear_of(weights, 5), L.up = linear_of(weights, 10);
+  L.down = linear_of(weights, 13);
+  for (size_t i : {0, 8})
+    TORCH_CHECK(weights.get(i).has_value() && weights.get(i)->scalar_type() == at::kFloat &&
+                    weights.get(i)->is_contiguous() && weights.get(i)->numel() == weights.get(0)->numel(),
+                "genfast::layer_plan: fp32 norm weights of one width expected");
+  L.D = weights.get(0)->numel();
+  L.norm1_w = weights.get(0)->data_ptr<float>(), L.norm1_b = data_or_null(weights.get(1));
+  L.norm2_w = weights.get(8)->data_ptr<float>(), L.norm2_b = data_or_null(weights.get(9));
+  TORCH_CHECK(L.qkv.k >= L.D && L.up.k == L.qkv.k && L.qkv.n >= (L.H + 2 * L.KVH) * L.hd && L.out.k >= L.H * L.hd &&
+                  L.out.n >= L.D && L.down.n >= L.D && L.down.k >= L.F && L.up.n >= (family == GF_LLAMA ? 2 : 1) * L.F,
+              "genfast::layer_plan: projection shapes do not fit the layer");
+  for (size_t i = 0; i < weights.size(); i++)
+    if (weights.get(i).has_value()) plan.keep.push_back(*weights.get(i));
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  plans.emplace(next_plan, std::move(plan));
+  return next_plan++;
+}
+
+void release_plan(int64_t id) {
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  plans.erase(id);
+}
+
+// The planned layers in turn for one new token per row (decode_layer.c): x (batch, width) fp32
+// -> the stack's output; layer i writes each row's key and value to slot positions[b] of
+// k_caches[i] / v_caches[i] (batch, kv_heads, max_len, head_dim). RoPE rows (batch, head_dim).
+at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::TensorList k_caches,
+                         at::TensorList v_caches, at::IntArrayRef plan_ids, const c10::optional<at::Tensor>& rope_cos,
+                         const c10::optional<at::Tensor>& rope_sin) {
+  const int64_t n = static_cast<int64_t>(plan_ids.size());
+  TORCH_CHECK(n > 0 && static_cast<int64_t>(k_caches.size()) == n && static_cast<int64_t>(v_caches.size()) == n,
+              "genfast::decode_layers: one K and one V cache per layer expected");
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && positions.scalar_type() == at::kLong &&
+                  positions.numel() == x.size(0),
+              "genfast::decode_layers wants fp32 (batch, width) activations and int64 positions");
+  std::vector<gf_layer> layers(n);
+  {
+    std::lock_guard<std::mutex> lock(plans_mutex);
+    for (int64_t i = 0; i < n; i++) {
+      auto found = plans.find(plan_ids[i]);
+      TORCH_CHECK(found != plans.end(), "genfast::decode_layers: no layer plan ", plan_ids[i]);
+      layers[i] = found->second.layer;
+    }
+  }
+  at::Tensor pos = positions.contiguous();
+  const int64_t B = x.size(0);
+  int64_t sizes[7] = {0};  // scratch, shared by the layers (they run one after another)
+  for (int64_t i = 0; i < n; i++) {
+    gf_layer& L = layers[i];
+    const at::Tensor &k = k_caches[i], &v = v_caches[i];
+    TORCH_CHECK(L.D == x.size(1) && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat && k.dim() == 4 &&
+                    k.sizes() == v.sizes() && k.strides() == v.strides() && k.stride(3) == 1 && k.size(0) == B &&
+                    k.size(1) == L.KVH && k.size(3) == L.hd,
+                "genfast::decode_layers: layer ", i, "'s caches or activations do not fit its plan");
+    if (L.family == GF_LLAMA)
+      TORCH_CHECK(rope_cos.has_value() && rope_sin.has_value() && rope_cos->is_contiguous() &&
+                      rope_sin->is_contiguous() && rope_cos->numel() == B * L.hd && rope_sin->numel() == B * L.hd,
+                  "genfast::decode_layers: RoPE rows (batch, head_dim) expected");
+    L.B = B, L.positions = pos.data_ptr<int64_t>(), L.cos = data_or_null(rope_cos), L.sin = data_or_null(rope_sin);
+    L.k_cache = k.data_ptr<float>(), L.v_cache = v.data_ptr<float>();
+    L.stride_b = k.stride(0), L.stride_h = k.stride(1), L.stride_l = k.stride(2), L.max_len = k.size(2);
+    const int64_t need[7] = {B * L.qkv.k, B * L.qkv.n, B * L.out.k, B * std::max(L.out.n, L.down.n),
+                             B * L.up.n, B * L.down.k, B * L.H * L.max_len};
+    for (int j = 0; j < 7; j++) sizes[j] = std::max(sizes[j], need[j]);
+  }
+  for (int64_t b = 0; b < B; b++)
+    for (const gf_layer& L : layers)
+      TORCH_CHECK(L.positions[b] >= 0 && L.positions[b] < L.max_len, "genfast::decode_layers: position ",
+                  L.positions[b], " outside 0..", L.max_len - 1);
+  int64_t total = 0;
+  for (int64_t size : sizes) total += size;
+  at::Tensor scratch = at::zeros({total}, x.options());  // the GEMVs read zero padding columns
+  float* p = scratch.data_ptr<float>();
+  float* starts[7];
+  for (int j = 0; j < 7; j++) starts[j] = p, p += sizes[j];
+  for (gf_layer& L : layers)
+    L.h = starts[0], L.qkv_y = starts[1], L.attn = starts[2], L.proj = starts[3], L.up_y = starts[4],
+    L.act = starts[5], L.scores = starts[6];
+  at::Tensor out = x.contiguous().clone();
+  genfast_decode_layers(layers.data(), n, out.data_ptr<float>(), at::get_num_threads());
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
+  m.def("layer_plan(Tensor?[] weights, int family, int heads, int kv_heads, int head_dim, int mlp_width, float eps) -> int",
+        &layer_plan);
+  m.def("release_plan(int plan) -> ()", &release_plan);
+  m.def(
+      "decode_layers(Tensor x, Tensor positions, Tensor(a!)[] k_caches, Tensor(b!)[] v_caches, int[] plans, "
+      "Tensor? rope_cos, Tensor? rope_sin) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
   m.impl("decode_attention", &decode_attention);
+  m.impl("decode_layers", &decode_layers);
 }

@@ -98,3 +98,7 @@ def _register_fakes() -> None:
     @torch.library.register_fake("genfast::decode_attention")
     def _(q, k, v, lengths):
         return torch.empty_like(q, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake("genfast::decode_layers")
+    def _(x, positions, k_caches, v_caches, plans, rope_cos, rope_sin):
+        return torch.empty_like(x, memory_format=torch.contiguous_format)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from genfast.kernels import decode_attention
+from genfast.kernels import decode_attention, decode_layer
 from genfast.runtime.kv_cache import StaticKVCache
 
 
@@ -104,6 +104,8 @@ class FastDecoder(torch.nn.Module):
             # (max_positions, head_dim)
             self.register_buffer("rope_cos", rope_tables[0], persistent=False)
             self.register_buffer("rope_sin", rope_tables[1], persistent=False)
+        # the modules are fixed from here on: decode steps run the whole stack as one operator where it covers them
+        self.native_plans = decode_layer.plan_layers(self, self.blocks)
 
     def new_cache(self, batch: int, max_len: int | None = None) -> StaticKVCache:
         s = self.shape
@@ -130,13 +132,16 @@ class FastDecoder(torch.nn.Module):
         causal attention over the new tokens is exact and no mask is built.
         """
         x, rope = self.embed_tokens(tokens, positions)
-        mask = None
-        if not causal_from_zero:
-            # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
-            mask = torch.arange(kv_len, device=tokens.device)[None, None, None, :] <= positions[:, None, :, None]
-        filled = positions[:, 0] + 1 if tokens.shape[1] == 1 else None  # once per step, not per layer
-        for i, block in enumerate(self.blocks):
-            x = block(x, i, positions, rope, mask, cache, kv_len, filled)
+        if self.native_plans is not None and decode_layer.supports(x, cache):
+            x = decode_layer.decode_layers(x, positions, rope, cache, self.native_plans)
+        else:
+            mask = None
+            if not causal_from_zero:
+                # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
+                mask = torch.arange(kv_len, device=tokens.device)[None, None, None, :] <= positions[:, None, :, None]
+            filled = positions[:, 0] + 1 if tokens.shape[1] == 1 else None  # once per step, not per layer
+            for i, block in enumerate(self.blocks):
+                x = block(x, i, positions, rope, mask, cache, kv_len, filled)
         if last_only:
             x = x[:, -1:]
         return self.head(self.norm(x))

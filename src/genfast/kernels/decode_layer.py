@@ -1,0 +1,88 @@
+"""A decode step's whole layer stack as one operator (``decode_layer.c``), for int8 weights.
+
+Per layer: norm, fused qkv projection, RoPE, KV-cache write, attention, output projection, MLP and
+both residuals, over genfast's int8 GEMV and decode attention; all layers in one OpenMP region,
+so the threads go from one projection to the next without returning to Python or to a graph's
+wrapper. Each layer's weights are checked and registered once (a plan), so a step passes only ids.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+
+from genfast.kernels.ops import available
+
+FAMILIES = {"gpt2": 0, "llama": 1}
+MAX_HEAD_DIM = 512  # decode_layer.c
+
+
+def _packed(linear: torch.nn.Module) -> list | None:
+    """(packed, scale, bias) of an int8 weight-only layer held in the GEMV's layout, else None."""
+    packed = getattr(linear, "gemv_weight", None)
+    if packed is None:
+        return None
+    return [packed, linear.gemv_scale, linear.gemv_bias]
+
+
+def _norm(norm: torch.nn.Module, family: str) -> tuple[list, float] | None:
+    """([weight, bias], eps) of a norm the kernel computes, else None."""
+    weight = getattr(norm, "weight", None)
+    if weight is None or weight.dtype != torch.float32 or weight.dim() != 1 or weight.device.type != "cpu":
+        return None
+    if family == "gpt2" and isinstance(norm, torch.nn.LayerNorm):
+        return [weight, norm.bias], norm.eps
+    if family == "llama" and type(norm).__name__ == "RMSNorm" and hasattr(norm, "eps"):  # runtime.convert's
+        return [weight, None], norm.eps
+    return None
+
+
+def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
+    """The weights and settings of ``block`` (a runtime.decoder.Block) as the operator takes them,
+    or None where it cannot run it: every projection int8 weight-only in the GEMV's layout, norms it knows."""
+    s = block.shape
+    projections = [_packed(layer) for layer in (block.qkv, block.out, block.up, block.down)]
+    norms = [_norm(n, s.family) for n in (block.norm1, block.norm2)]
+    if None in projections or None in norms or norms[0][1] != norms[1][1] or s.head_dim > MAX_HEAD_DIM:
+        return None
+    (norm1, eps), (norm2, _) = norms
+    qkv, out, up, down = projections
+    mlp_width = block.up.out_features // (2 if s.family == "llama" else 1)
+    return ([*norm1, *qkv, *out, *norm2, *up, *down],
+            {"family": FAMILIES[s.family], "heads": s.heads, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
+             "mlp_width": mlp_width, "eps": float(eps)})
+
+
+def plan_layers(owner: object, blocks) -> list[int] | None:
+    """Register ``blocks``' weights with the operator, for as long as ``owner`` lives; None unless
+    it can run every block."""
+    weights = [layer_weights(block) for block in blocks]
+    if not weights or None in weights or not available():
+        return None
+    plans = [torch.ops.genfast.layer_plan(tensors, **settings) for tensors, settings in weights]
+    weakref.finalize(owner, _release, plans)
+    return plans
+
+
+def _release(plans: list[int]) -> None:
+    for plan in plans:
+        torch.ops.genfast.release_plan(plan)
+
+
+def supports(x: torch.Tensor, cache) -> bool:
+    """Whether the operator can run this step over ``cache`` (a StaticKVCache): one new token per
+    row, fp32 on CPU, caches laid out alike, no autocast."""
+    k, v = cache.k[0], cache.v[0]
+    return (x.shape[1] == 1 and x.device.type == "cpu" and x.dtype == k.dtype == v.dtype == torch.float32
+            and k.stride() == v.stride() and k.stride(-1) == 1 and not torch.is_autocast_enabled("cpu"))
+
+
+def decode_layers(x: torch.Tensor, positions: torch.Tensor, rope: tuple | None, cache, plans: list[int]) -> torch.Tensor:
+    """``x`` (batch, 1, width) through the planned layers; layer i writes each row's key and value
+    to slot ``positions[b, 0]`` of ``cache.k[i]`` / ``cache.v[i]``. ``rope``: cos, sin
+    (batch, 1, 1, head_dim) or None. Call :func:`supports` first."""
+    batch = x.shape[0]
+    cos, sin = (t.reshape(batch, -1) for t in rope) if rope is not None else (None, None)
+    y = torch.ops.genfast.decode_layers(x.reshape(batch, -1), positions[:, 0], cache.k, cache.v, plans, cos, sin)
+    return y.view_as(x)
