@@ -48,9 +48,10 @@ def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden):
         runtime.decoder.native_plans = None
         per_op, per_op_cache = runtime.decode(token, per_op_cache)
         runtime.decoder.native_plans = plans
-        torch.testing.assert_close(native, per_op, rtol=1e-4, atol=1e-4)  # fp32: summation order differs
+        # the norms' fp32 results differ in their last bits, which can move an int16 activation by one step
+        torch.testing.assert_close(native, per_op, rtol=1e-4, atol=1e-4)
         for a, b in zip(native_cache.k + native_cache.v, per_op_cache.k + per_op_cache.v):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
         token = greedy(native)
 
 

@@ -36,14 +36,16 @@ typedef struct {
   long stride_b, stride_h, stride_l, max_len;
   const int64_t *positions; /* [B]: the slot each row writes; it then attends to slots 0..position */
   const float *cos, *sin;   /* [B][hd] RoPE rows at those positions (GF_LLAMA) */
-  /* scratch, padding zeroed by the caller: */
-  float *h;      /* [B][qkv.k]: a norm's output (qkv.k == up.k) */
+  /* scratch: */
+  float *h;      /* [B][D]: a norm's output */
   float *qkv_y;  /* [B][qkv.n] */
   float *attn;   /* [B][out.k] */
   float *proj;   /* [B][max(out.n, down.n)] */
   float *up_y;   /* [B][up.n] */
   float *act;    /* [B][down.k] */
   float *scores; /* [B * H][max_len] */
+  float *xs;     /* [3][B]: the row scales of hq, attnq, actq */
+  int16_t *hq, *attnq, *actq; /* the GEMVs' int16 inputs: [B][qkv.k], [B][out.k], [B][down.k] */
 } gf_layer;
 
 static void norm_row(const gf_layer *L, const float *x, const float *w, const float *b, float *out) {
@@ -63,9 +65,19 @@ static void norm_row(const gf_layer *L, const float *x, const float *w, const fl
   }
 }
 
+/* norm of each row of x, as the int16 rows the next GEMV takes */
 static void norm_rows(const gf_layer *L, const float *x, const float *w, const float *b) {
 #pragma omp for schedule(static)
-  for (long m = 0; m < L->B; m++) norm_row(L, x + m * L->D, w, b, L->h + m * L->qkv.k);
+  for (long m = 0; m < L->B; m++) {
+    norm_row(L, x + m * L->D, w, b, L->h + m * L->D);
+    quantize_rows(L->h + m * L->D, 1, L->D, L->qkv.k, L->hq + m * L->qkv.k, L->xs + m);
+  }
+}
+
+/* rows of width K, ld apart, as int16 rows of width Kp (zero padding) */
+static void quantize_team(const float *x, long B, long K, long ld, long Kp, int16_t *xq, float *xs) {
+#pragma omp for schedule(static)
+  for (long m = 0; m < B; m++) quantize_rows(x + m * ld, 1, K, Kp, xq + m * Kp, xs + m);
 }
 
 /* out = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x[half:], x[:half]] */
@@ -164,13 +176,14 @@ static void attention(const gf_layer *L) {
 static void layer_team(const gf_layer *L, float *x) {
   const long B = L->B, F = L->F, slices = (F + 255) / 256;
   norm_rows(L, x, L->norm1_w, L->norm1_b);
-  gemv_team(L->h, B, L->qkv.w, L->qkv.scale, L->qkv.bias, L->qkv_y, L->qkv.n, L->qkv.k);
+  gemv_team(L->hq, L->xs, B, L->qkv.w, L->qkv.scale, L->qkv.bias, L->qkv_y, L->qkv.n, L->qkv.k);
 #pragma omp barrier
   attention(L);
-  gemv_team(L->attn, B, L->out.w, L->out.scale, L->out.bias, L->proj, L->out.n, L->out.k);
+  quantize_team(L->attn, B, L->H * L->hd, L->out.k, L->out.k, L->attnq, L->xs + B);
+  gemv_team(L->attnq, L->xs + B, B, L->out.w, L->out.scale, L->out.bias, L->proj, L->out.n, L->out.k);
   add_residual(L, x, L->proj, L->out.n);
   norm_rows(L, x, L->norm2_w, L->norm2_b);
-  gemv_team(L->h, B, L->up.w, L->up.scale, L->up.bias, L->up_y, L->up.n, L->up.k);
+  gemv_team(L->hq, L->xs, B, L->up.w, L->up.scale, L->up.bias, L->up_y, L->up.n, L->up.k);
 #pragma omp barrier
   /* the activation in slices of 256 columns per task */
 #pragma omp for schedule(static)
@@ -182,7 +195,8 @@ static void layer_team(const gf_layer *L, float *x) {
     else
       gelu_tanh(u, L->act + m * L->down.k + j, n);
   }
-  gemv_team(L->act, B, L->down.w, L->down.scale, L->down.bias, L->proj, L->down.n, L->down.k);
+  quantize_team(L->act, B, F, L->down.k, L->down.k, L->actq, L->xs + 2 * B);
+  gemv_team(L->actq, L->xs + 2 * B, B, L->down.w, L->down.scale, L->down.bias, L->proj, L->down.n, L->down.k);
   add_residual(L, x, L->proj, L->down.n);
 }
 

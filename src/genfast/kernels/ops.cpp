@@ -17,7 +17,7 @@ extern "C" {
 
 namespace {
 
-// x (rows, in) fp32 times packed int8 weights (padded out, padded in; int8_gemv.c's tiled order)
+// x (rows, in) fp32 (as int16 rows, int8_gemv.c) times packed int8 weights (padded out, padded in; int8_gemv.c's tiled order)
 // -> (rows, padded out) fp32; scale/bias padded alike.
 at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
                      const c10::optional<at::Tensor>& bias) {
@@ -28,11 +28,14 @@ at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Te
                   k_padded % CHUNK == 0 && scale.numel() == n_padded && x.size(1) <= k_padded &&
                   (!bias.has_value() || bias->numel() == n_padded),
               "genfast::int8_gemv: weights, scale and bias do not match the packed layout");
-  at::Tensor xp = x.size(1) == k_padded ? x.contiguous() : at::constant_pad_nd(x, {0, k_padded - x.size(1)});
-  at::Tensor y = at::empty({x.size(0), n_padded}, x.options());
-  genfast_int8_gemv(xp.data_ptr<float>(), xp.size(0), packed.data_ptr<int8_t>(), scale.data_ptr<float>(),
-                    bias.has_value() ? bias->data_ptr<float>() : nullptr, y.data_ptr<float>(), n_padded, k_padded,
-                    at::get_num_threads());
+  const at::Tensor xc = x.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor xq = at::empty({rows, k_padded}, x.options().dtype(at::kShort)), xs = at::empty({rows}, x.options());
+  quantize_rows(xc.data_ptr<float>(), rows, x.size(1), k_padded, xq.data_ptr<int16_t>(), xs.data_ptr<float>());
+  at::Tensor y = at::empty({rows, n_padded}, x.options());
+  genfast_int8_gemv(xq.data_ptr<int16_t>(), xs.data_ptr<float>(), rows, packed.data_ptr<int8_t>(),
+                    scale.data_ptr<float>(), bias.has_value() ? bias->data_ptr<float>() : nullptr, y.data_ptr<float>(),
+                    n_padded, k_padded, at::get_num_threads());
   return y;
 }
 
@@ -137,7 +140,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
   }
   at::Tensor pos = positions.contiguous();
   const int64_t B = x.size(0);
-  int64_t sizes[7] = {0};  // scratch, shared by the layers (they run one after another)
+  int64_t sizes[7] = {0}, qsizes[3] = {0};  // scratch, shared by the layers (they run one after another)
   for (int64_t i = 0; i < n; i++) {
     gf_layer& L = layers[i];
     const at::Tensor &k = k_caches[i], &v = v_caches[i];
@@ -152,23 +155,30 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
     L.B = B, L.positions = pos.data_ptr<int64_t>(), L.cos = data_or_null(rope_cos), L.sin = data_or_null(rope_sin);
     L.k_cache = k.data_ptr<float>(), L.v_cache = v.data_ptr<float>();
     L.stride_b = k.stride(0), L.stride_h = k.stride(1), L.stride_l = k.stride(2), L.max_len = k.size(2);
-    const int64_t need[7] = {B * L.qkv.k, B * L.qkv.n, B * L.out.k, B * std::max(L.out.n, L.down.n),
+    const int64_t need[7] = {B * L.D, B * L.qkv.n, B * L.out.k, B * std::max(L.out.n, L.down.n),
                              B * L.up.n, B * L.down.k, B * L.H * L.max_len};
+    const int64_t qneed[3] = {B * L.qkv.k, B * L.out.k, B * L.down.k};
     for (int j = 0; j < 7; j++) sizes[j] = std::max(sizes[j], need[j]);
+    for (int j = 0; j < 3; j++) qsizes[j] = std::max(qsizes[j], qneed[j]);
   }
   for (int64_t b = 0; b < B; b++)
     for (const gf_layer& L : layers)
       TORCH_CHECK(L.positions[b] >= 0 && L.positions[b] < L.max_len, "genfast::decode_layers: position ",
                   L.positions[b], " outside 0..", L.max_len - 1);
-  int64_t total = 0;
+  int64_t total = 3 * B, qtotal = 0;
   for (int64_t size : sizes) total += size;
-  at::Tensor scratch = at::zeros({total}, x.options());  // the GEMVs read zero padding columns
+  for (int64_t size : qsizes) qtotal += size;
+  at::Tensor scratch = at::empty({total}, x.options()), qscratch = at::empty({qtotal}, x.options().dtype(at::kShort));
   float* p = scratch.data_ptr<float>();
-  float* starts[7];
+  float* starts[8];
   for (int j = 0; j < 7; j++) starts[j] = p, p += sizes[j];
-  for (gf_layer& L : layers)
+  starts[7] = p;
+  int16_t* q = qscratch.data_ptr<int16_t>();
+  for (gf_layer& L : layers) {
     L.h = starts[0], L.qkv_y = starts[1], L.attn = starts[2], L.proj = starts[3], L.up_y = starts[4],
-    L.act = starts[5], L.scores = starts[6];
+    L.act = starts[5], L.scores = starts[6], L.xs = starts[7];
+    L.hq = q, L.attnq = q + qsizes[0], L.actq = q + qsizes[0] + qsizes[1];
+  }
   at::Tensor out = x.contiguous().clone();
   genfast_decode_layers(layers.data(), n, out.data_ptr<float>(), at::get_num_threads());
   return out;
