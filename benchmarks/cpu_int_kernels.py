@@ -87,7 +87,7 @@ def main() -> None:
         "bf16 linear": (chain(xb, torch.nn.functional.linear, bf16), 2 * N * K),
         "int8 _weight_int8pack_mm, fp32 activations": (chain(x, int8_mm, int8), N * K),
         "int8 _weight_int8pack_mm, bf16 activations": (chain(xb, int8_mm, int8_b), N * K),
-        "int8 genfast int8_gemv, fp32 activations": (chain(x, gemv, gemv_layers), N * K),
+        "int8 genfast int8_gemv, fp32 in (int16 inside)": (chain(x, gemv, gemv_layers), N * K),
         "int4 _weight_int4pack_mm_for_cpu, fp32 activations": (chain(x, int4_mm, int4), N * K // 2),
         "int4 _weight_int4pack_mm_for_cpu, bf16 activations": (chain(xb, int4_mm, int4_b), N * K // 2),
     }

@@ -4,7 +4,8 @@
 
 For each torch backend (and the torch backend over genfast's int8 / int4 layers): the wall time of a decode step (median of 5 x 32 steps after a 128-token
 prompt, batch 1, sampling included) and, from torch.profiler, the time inside compute kernels
-(matmuls and attention). The rest is Python, cache handling, small ops and sampling.
+(matmuls and attention; genfast's one-operator layer stack for int8 weights counts whole, its
+norms and activations included). The rest is Python, cache handling, small ops and sampling.
 Writes benchmarks/results/decode_overhead.{json,md}.
 """
 
@@ -36,7 +37,8 @@ from genfast.textdata import reference_text
 
 COMPUTE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
                "aten::_scaled_dot_product_attention_math", "aten::_weight_int8pack_mm",
-               "aten::_weight_int4pack_mm_for_cpu", "genfast::int8_gemv", "genfast::decode_attention")
+               "aten::_weight_int4pack_mm_for_cpu", "genfast::int8_gemv", "genfast::decode_attention",
+               "genfast::decode_layers")
 CASES = [("hf", None), ("torch", None), ("torch-compile", None), ("torch", "int8-weight"), ("torch-compile", "int8-weight"),
          ("torch", "int4-weight")]
 STEPS = 32

@@ -6,7 +6,9 @@ Both variants of a change are built in one process over the same model and timed
 decode steps after a 128-token prompt, batch 1, 2 threads; each round runs both, the order
 swapped every round, so this shared machine's drift hits both alike. Changes measured:
 - inductor's C++ wrapper for the compiled step (genfast's default on CPU) against the Python one,
-  demo model, int8 weight-only and fp32, `torch-compile`.
+  demo model, int8 weight-only and fp32, `torch-compile`;
+- the decode step's layer stack as one native operator (genfast's default for int8 weight-only
+  layers on CPU, kernels/decode_layer.py) against the per-op layers, GPT-2-small shape, `torch`.
 (A vectorized argmax kernel for greedy sampling was measured here too and dropped for showing no
 step gain; its numbers are in the commit that reverted it.) Writes benchmarks/results/step_ablations.{json,md}.
 """
@@ -67,8 +69,20 @@ def cpp_wrapper_variants(quantize: str | None):
     return f"demo {quantize or 'fp32'}", {"Python wrapper": python, "C++ wrapper (default)": cpp}
 
 
+def layer_stack_variants():
+    from genfast.runtime.convert import to_fast_decoder
+    from genfast.runtime.torch_runtime import TorchRuntime
+
+    model = _handle("gpt2-small", "int8-weight").model
+    per_op, one_op = to_fast_decoder(model), to_fast_decoder(model)  # the same weights
+    per_op.native_plans = None
+    return "GPT-2-small int8-weight", {"per-op layers": TorchRuntime(per_op, max_cache_len=PROMPT + STEPS + 8),
+                                       "one operator (default)": TorchRuntime(one_op, max_cache_len=PROMPT + STEPS + 8)}
+
+
 ABLATIONS = {"compiled step's wrapper, int8 weights": lambda: cpp_wrapper_variants("int8-weight"),
-             "compiled step's wrapper, fp32": lambda: cpp_wrapper_variants(None)}
+             "compiled step's wrapper, fp32": lambda: cpp_wrapper_variants(None),
+             "decode layer stack, torch runtime": layer_stack_variants}
 
 
 def main() -> None:
@@ -93,7 +107,8 @@ def main() -> None:
             rows.append([ablation, model, name, f"{statistics.median(t) * 1e3:.3f}", f"{min(t) * 1e3:.3f}",
                          f"{faster}/{args.rounds}" if name == new else ""])
         print(ablation, {n: round(statistics.median(t) * 1e3, 3) for n, t in times.items()}, flush=True)
-    caption = (f"{platform.machine()}, {THREADS} threads; `torch-compile`, batch 1, prompt {PROMPT}, "
+    caption = (f"{platform.machine()}, {THREADS} threads; `torch-compile` unless the change names the runtime, "
+               f"batch 1, prompt {PROMPT}, "
                f"{STEPS} greedy decode steps per timing; {args.rounds} rounds alternating the variants' order; "
                "command: `python benchmarks/step_ablations.py`.")
     write_results("step_ablations", raw, caption,

@@ -78,7 +78,8 @@ def supports(x: torch.Tensor, cache) -> bool:
             and k.stride() == v.stride() and k.stride(-1) == 1 and not torch.is_autocast_enabled("cpu"))
 
 
-def decode_layers(x: torch.Tensor, positions: torch.Tensor, rope: tuple | None, cache, plans: list[int]) -> torch.Tensor:
+def decode_layers(x: torch.Tensor, positions: torch.Tensor, rope: tuple | None, cache,
+                  plans: list[int]) -> torch.Tensor:
     """``x`` (batch, 1, width) through the planned layers; layer i writes each row's key and value
     to slot ``positions[b, 0]`` of ``cache.k[i]`` / ``cache.v[i]``. ``rope``: cos, sin
     (batch, 1, 1, head_dim) or None. Call :func:`supports` first."""

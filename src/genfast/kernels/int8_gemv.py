@@ -1,9 +1,10 @@
 """Int8 weight-only matmul for a few activation rows (decode), genfast's own kernel (``int8_gemv.c``).
 
 At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 10.8 GB/s here (bf16
-activations), this kernel a prepacked copy at 14.0 GB/s (64 chained 1024 x 1024 matrices,
-``benchmarks/cpu_int_kernels.py``). It converts each weight once for up to four activation rows
-and measured ahead of PyTorch's kernel up to 128 rows here, level at 256; longer prefills keep
+activations), this kernel a prepacked copy at 19.6 GB/s (64 chained 1024 x 1024 matrices,
+``benchmarks/cpu_int_kernels.py``). It rounds each activation row to int16 and sums exact integer
+products (VNNI where present), widens each weight once for up to four rows, and measured ahead of
+PyTorch's kernel from 1 to 256 rows here; it serves up to ``MAX_ROWS`` and longer prefills keep
 PyTorch's (a GEMM, where compute rather than bandwidth decides).
 """
 
