@@ -1,4 +1,4 @@
-"""PyTorch's packed int8 / int4 CPU matmul kernels and genfast's int8 GEMV against fp32, at decode shape.
+"""PyTorch's CPU matmul kernels (fp32, bf16, packed int8 / int4) and genfast's GEMVs (int8, fp32), at decode shape.
 
     python benchmarks/cpu_int_kernels.py
 
@@ -84,6 +84,7 @@ def main() -> None:
 
     kernels = {  # name -> (run, weight bytes read per call)
         "fp32 linear": (chain(x, torch.nn.functional.linear, weights), 4 * N * K),
+        "fp32 genfast fp32_gemv": (chain(x, lambda y, w: torch.ops.genfast.fp32_gemv(y, w, None), weights), 4 * N * K),
         "bf16 linear": (chain(xb, torch.nn.functional.linear, bf16), 2 * N * K),
         "int8 _weight_int8pack_mm, fp32 activations": (chain(x, int8_mm, int8), N * K),
         "int8 _weight_int8pack_mm, bf16 activations": (chain(xb, int8_mm, int8_b), N * K),

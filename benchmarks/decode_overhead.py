@@ -37,7 +37,8 @@ from genfast.textdata import reference_text
 
 COMPUTE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
                "aten::_scaled_dot_product_attention_math", "aten::_weight_int8pack_mm",
-               "aten::_weight_int4pack_mm_for_cpu", "genfast::int8_gemv", "genfast::decode_attention",
+               "aten::_weight_int4pack_mm_for_cpu", "genfast::int8_gemv", "genfast::fp32_gemv",
+               "genfast::decode_attention",
                "genfast::decode_layers")
 CASES = [("hf", None), ("torch", None), ("torch-compile", None), ("torch", "int8-weight"), ("torch-compile", "int8-weight"),
          ("torch", "int4-weight")]

@@ -1,6 +1,6 @@
 """The issue's int8 target on the GPT-2-small shape, with the bandwidth measured beside every run.
 
-    python benchmarks/int8_roofline.py [--rounds 7]
+    python benchmarks/int8_roofline.py [--rounds 21]
 
 One process, GPT-2-small-shaped random model (124M, as in runtimes.py), batch 1, 128-token prompt,
 128 new tokens, 2 threads. The int8 cases are built once, then measured in interleaved rounds;
@@ -57,7 +57,7 @@ def one_round(handle, runtime) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=21)
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     built = {case: build(*case) for case in CASES}

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from genfast.compress.quantize import sqnr_db
 from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear, quantize_per_channel
-from genfast.kernels import decode_attention, int8_gemv, ops
+from genfast.kernels import decode_attention, fp32_gemv, int8_gemv, ops
+from genfast.kernels.fp32_gemv import GemvLinear
 
 needs_compiler = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
 
@@ -66,6 +67,51 @@ def test_int8_gemv_runs_inside_a_compiled_graph():
     layer = _int8_layer(48, 64, bias=True)
     model = torch.nn.Sequential(layer, torch.nn.GELU())
     x = torch.randn(2, 64)
+    with torch.no_grad():
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)
+        torch.testing.assert_close(compiled(x), model(x))
+
+
+@needs_compiler
+@pytest.mark.parametrize("out_features,in_features", [(96, 768), (37, 100), (5, 5), (3, 130)])  # masked tails
+@pytest.mark.parametrize("rows", [1, 2, 4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fp32_gemv_equals_pytorchs_linear(out_features, in_features, rows, bias):
+    assert ops.load_ops()
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(in_features, out_features, bias=bias)
+    x = torch.randn(rows, in_features)
+    with torch.no_grad():
+        y = torch.ops.genfast.fp32_gemv(x, layer.weight, layer.bias)
+        torch.testing.assert_close(y, layer(x), rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+def test_gemv_linear_shares_its_weights_and_uses_the_kernel_only_where_it_can(monkeypatch):
+    assert ops.load_ops()
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(64, 48)
+    layer = GemvLinear.sharing(dense)
+    assert layer.weight is dense.weight and layer.bias is dense.bias
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    calls, original = [], torch.ops.genfast.fp32_gemv
+    monkeypatch.setattr(torch.ops.genfast, "fp32_gemv", lambda *args: calls.append(args[0].shape[0]) or original(*args))
+    x = torch.randn(1, fp32_gemv.MAX_ROWS, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), dense(x), rtol=1e-5, atol=1e-5)
+        layer(torch.randn(1, fp32_gemv.MAX_ROWS + 1, 64))  # a prefill: PyTorch's GEMM
+        GemvLinear.sharing(torch.nn.Linear(64, 48).bfloat16())(torch.randn(1, 64).bfloat16())  # not fp32
+    assert calls == [fp32_gemv.MAX_ROWS]
+    y = layer(torch.randn(1, 64, requires_grad=True))  # gradients wanted: PyTorch's autograd path
+    y.sum().backward()
+    assert dense.weight.grad is not None
+
+
+@needs_compiler
+def test_fp32_gemv_runs_inside_a_compiled_graph():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(GemvLinear.sharing(torch.nn.Linear(64, 48)), torch.nn.GELU())
+    x = torch.randn(1, 64)
     with torch.no_grad():
         compiled = torch.compile(model, fullgraph=True, dynamic=False)
         torch.testing.assert_close(compiled(x), model(x))
@@ -183,6 +229,8 @@ for n, k, rows in [(20, 2500, 3), (8, 4096, 1), (101, 70, 6)]:
     y = g.int8_gemv(x, p, g.pad_rows(s, p), g.pad_rows(b, p), n)
     step = x.abs().amax(-1, keepdim=True) / 32767  # the int16 activations
     torch.testing.assert_close(y, torch.round(x / step) * step @ (q.float() * s[:, None]).T + b, rtol=1e-4, atol=1e-3)
+w, x = torch.randn(37, 130), torch.randn(3, 130)  # fp32: the portable dot and its tail
+torch.testing.assert_close(torch.ops.genfast.fp32_gemv(x, w, None), x @ w.T, rtol=1e-4, atol=1e-4)
 q, kc, vc = torch.randn(2, 4, 1, 24), torch.randn(2, 2, 10, 24), torch.randn(2, 2, 10, 24)
 out = da.decode_attention(q, kc, vc, torch.tensor([3, 10]))
 for i, n in enumerate([3, 10]):

@@ -8,6 +8,7 @@ extern "C" {
 #include "int8_gemv.c"
 #include "decode_attention.c"
 #include "decode_layer.c"
+#include "fp32_gemv.c"
 }
 
 #include <algorithm>
@@ -72,6 +73,20 @@ gf_linear linear_of(const c10::List<c10::optional<at::Tensor>>& w, size_t at) {
 }
 
 const float* data_or_null(const c10::optional<at::Tensor>& t) { return t.has_value() ? t->data_ptr<float>() : nullptr; }
+
+// x (rows <= FP32_MAX_ROWS, in) fp32 times weight (out, in) fp32, row-major -> (rows, out).
+at::Tensor fp32_gemv(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                  weight.is_contiguous() && x.size(1) == weight.size(1) && x.size(0) <= FP32_MAX_ROWS &&
+                  (!bias.has_value() || (bias->numel() == weight.size(0) && bias->is_contiguous() &&
+                                         bias->scalar_type() == at::kFloat)),
+              "genfast::fp32_gemv wants up to ", FP32_MAX_ROWS, " fp32 rows and contiguous fp32 (out, in) weights");
+  const at::Tensor xc = x.contiguous();
+  at::Tensor y = at::empty({x.size(0), weight.size(0)}, x.options());
+  genfast_fp32_gemv(xc.data_ptr<float>(), x.size(0), weight.data_ptr<float>(), data_or_null(bias), y.data_ptr<float>(),
+                    weight.size(0), weight.size(1), at::get_num_threads());
+  return y;
+}
 
 // A layer's weights and shapes, checked once; decode_layers fills in the per-step fields.
 struct LayerPlan {
@@ -188,6 +203,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
 
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
+  m.def("fp32_gemv(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
   m.def("layer_plan(Tensor?[] weights, int family, int heads, int kv_heads, int head_dim, int mlp_width, float eps) -> int",
         &layer_plan);
@@ -199,6 +215,7 @@ TORCH_LIBRARY(genfast, m) {
 
 TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
+  m.impl("fp32_gemv", &fp32_gemv);
   m.impl("decode_attention", &decode_attention);
   m.impl("decode_layers", &decode_layers);
 }

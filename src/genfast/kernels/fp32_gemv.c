@@ -1,0 +1,46 @@
+/* genfast: fp32 weights x a few fp32 activation rows (decode), row-major weights as PyTorch holds them.
+ *
+ * y[m, n] = w[n, :] . x[m, :] + bias[n], for up to FP32_MAX_ROWS rows of x. Each thread takes a
+ * contiguous range of weight rows, so it reads one sequential stream; each weight row is read from
+ * memory once, then from L1 for the other rows of x. PyTorch's batch-1 fp32 linear read weights at
+ * 13.7 GB/s here, this loop at 29.0 (48 GPT-2-small-shaped matrices, 2 threads, same process).
+ */
+#include <stdint.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define FP32_MAX_ROWS 4
+
+static inline float dot_f32(const float *w, const float *x, long K) {
+#ifdef __AVX512F__
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  long k = 0;
+  for (; k + 64 <= K; k += 64) { /* four accumulators: one FMA chain would wait on its latency */
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+  }
+  for (; k < K; k += 16) {
+    const __mmask16 mask = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, w + k), _mm512_maskz_loadu_ps(mask, x + k), a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#else /* portable */
+  float s[8] = {0.f};
+  long k = 0;
+  for (; k + 8 <= K; k += 8)
+    for (int j = 0; j < 8; j++) s[j] += w[k + j] * x[k + j];
+  for (; k < K; k++) s[0] += w[k] * x[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+#endif
+}
+
+/* x: [M][K], w: [N][K], bias (nullable): [N], y: [M][N]; M <= FP32_MAX_ROWS. */
+void genfast_fp32_gemv(const float *x, long M, const float *w, const float *bias, float *y, long N, long K,
+                       int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long n = 0; n < N; n++)
+    for (long m = 0; m < M; m++) y[m * N + n] = dot_f32(w + n * K, x + m * K, K) + (bias ? bias[n] : 0.f);
+}
