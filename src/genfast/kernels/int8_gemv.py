@@ -1,7 +1,7 @@
 """Int8 weight-only matmul for a few activation rows (decode), genfast's own kernel (``int8_gemv.c``).
 
-At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 10.8 GB/s here (bf16
-activations), this kernel a prepacked copy at 19.6 GB/s (64 chained 1024 x 1024 matrices,
+At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 14.1 GB/s here (bf16
+activations), this kernel a prepacked copy at 26.3 GB/s (64 chained 1024 x 1024 matrices,
 ``benchmarks/cpu_int_kernels.py``). It rounds each activation row to int16 and sums exact integer
 products (VNNI where present), widens each weight once for up to four rows, and measured ahead of
 PyTorch's kernel from 1 to 256 rows here; it serves up to ``MAX_ROWS`` and longer prefills keep
