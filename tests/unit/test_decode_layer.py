@@ -50,7 +50,7 @@ def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden):
         runtime.decoder.native_plans = plans
         # the norms' fp32 results differ in their last bits, which can move an int16 activation by one step
         torch.testing.assert_close(native, per_op, rtol=1e-4, atol=1e-4)
-        for a, b in zip(native_cache.k + native_cache.v, per_op_cache.k + per_op_cache.v):
+        for a, b in zip(native_cache.k + native_cache.v, per_op_cache.k + per_op_cache.v, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
         token = greedy(native)
 
@@ -69,6 +69,10 @@ def test_compiled_step_calls_the_layer_stack_and_keeps_the_greedy_tokens(tokeniz
         return out
 
     native = greedy_tokens(compiled)
+    logits, cache = compiled.prefill(ids)
+    with torch.profiler.profile() as prof:
+        compiled.decode(greedy(logits), cache)
+    assert "genfast::decode_layers" in {event.key for event in prof.key_averages()}
     runtime.decoder.native_plans = None
     assert native == greedy_tokens(runtime)
     runtime.decoder.native_plans = plans
@@ -99,7 +103,8 @@ def test_a_step_refuses_positions_past_the_cache(tokenizer):
     runtime = _int8_runtime("gpt2", tokenizer)
     cache = runtime.new_cache(1, max_len=4)
     with pytest.raises(RuntimeError, match="position 4 outside 0..3"):
-        decode_layer.decode_layers(torch.zeros(1, 1, 64), torch.tensor([[4]]), None, cache, runtime.decoder.native_plans)
+        decode_layer.decode_layers(torch.zeros(1, 1, 64), torch.tensor([[4]]), None, cache,
+                                   runtime.decoder.native_plans)
 
 
 def test_plans_are_released_with_their_decoder(tokenizer):

@@ -115,6 +115,9 @@ def test_fp32_gemv_runs_inside_a_compiled_graph():
     with torch.no_grad():
         compiled = torch.compile(model, fullgraph=True, dynamic=False)
         torch.testing.assert_close(compiled(x), model(x))
+        with torch.profiler.profile() as prof:
+            compiled(x)
+    assert "genfast::fp32_gemv" in {event.key for event in prof.key_averages()}
 
 
 def _masked_sdpa(q, k, v, lengths):

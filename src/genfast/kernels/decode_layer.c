@@ -1,10 +1,10 @@
-/* genfast: one whole decoder layer of a decode step (one new token per row), int8 weights.
+/* genfast: a decode step's whole layer stack (one new token per row), int8 weights.
  *
- * x += attention(norm1(x)) ; x += mlp(norm2(x)), in one OpenMP parallel region: the four
- * projections are int8_gemv.c's GEMV, the attention decode_attention.c's, and between them
- * only barriers, no return to the caller. Called one operator per layer, this replaces about
- * thirty small operators per layer and the serial code around them, during which the other
- * threads waited (measured on the GPT-2-small int8 step: a worker idle about 30 % of the time).
+ * Per layer x += attention(norm1(x)) ; x += mlp(norm2(x)), every layer in one OpenMP parallel
+ * region: the four projections are int8_gemv.c's GEMV, the attention decode_attention.c's, and
+ * between them only barriers, no return to the caller. It replaces about thirty small operators
+ * per layer and the serial code around them, during which the other threads waited
+ * (benchmarks/step_ablations.py measures the step against the per-op path).
  *
  * Families: GF_GPT2 (LayerNorm, tanh GELU) and GF_LLAMA (RMSNorm, rotate-half RoPE, SiLU-gated MLP
  * whose fused up projection holds the gate rows first). Fused qkv output: [q heads | k | v].

@@ -18,6 +18,8 @@ extern "C" {
 
 namespace {
 
+const float* data_or_null(const c10::optional<at::Tensor>& t) { return t.has_value() ? t->data_ptr<float>() : nullptr; }
+
 // x (rows, in) fp32 (as int16 rows, int8_gemv.c) times packed int8 weights (padded out, padded in; int8_gemv.c's tiled order)
 // -> (rows, padded out) fp32; scale/bias padded alike.
 at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
@@ -35,7 +37,7 @@ at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Te
   quantize_rows(xc.data_ptr<float>(), rows, x.size(1), k_padded, xq.data_ptr<int16_t>(), xs.data_ptr<float>());
   at::Tensor y = at::empty({rows, n_padded}, x.options());
   genfast_int8_gemv(xq.data_ptr<int16_t>(), xs.data_ptr<float>(), rows, packed.data_ptr<int8_t>(),
-                    scale.data_ptr<float>(), bias.has_value() ? bias->data_ptr<float>() : nullptr, y.data_ptr<float>(),
+                    scale.data_ptr<float>(), data_or_null(bias), y.data_ptr<float>(),
                     n_padded, k_padded, at::get_num_threads());
   return y;
 }
@@ -68,11 +70,8 @@ gf_linear linear_of(const c10::List<c10::optional<at::Tensor>>& w, size_t at) {
                   (!bias.has_value() || (bias->numel() == packed->size(0) && bias->is_contiguous() &&
                                          bias->scalar_type() == at::kFloat)),
               "genfast::layer_plan: projection ", at / 3, " is not a packed int8 layer");
-  return {packed->data_ptr<int8_t>(), scale->data_ptr<float>(), bias.has_value() ? bias->data_ptr<float>() : nullptr,
-          packed->size(0), packed->size(1)};
+  return {packed->data_ptr<int8_t>(), scale->data_ptr<float>(), data_or_null(bias), packed->size(0), packed->size(1)};
 }
-
-const float* data_or_null(const c10::optional<at::Tensor>& t) { return t.has_value() ? t->data_ptr<float>() : nullptr; }
 
 // x (rows <= FP32_MAX_ROWS, in) fp32 times weight (out, in) fp32, row-major -> (rows, out).
 at::Tensor fp32_gemv(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {

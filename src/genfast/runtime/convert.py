@@ -6,7 +6,6 @@ import torch
 
 from genfast.compress.quantize.layers import QuantizedLinear
 from genfast.errors import ConfigError
-from genfast.kernels.fp32_gemv import GemvLinear
 from genfast.runtime.decoder import Block, DecoderShape, FastDecoder
 
 LLAMA_FAMILY = ("llama", "qwen2", "mistral", "qwen3")
@@ -95,22 +94,12 @@ def _gpt2(model) -> FastDecoder:
     return FastDecoder(shape, inner.wte, blocks, inner.ln_f, model.lm_head, pos_embed=inner.wpe)
 
 
-def _with_gemv_linears(decoder: FastDecoder) -> FastDecoder:
-    """Plain fp32-capable Linear layers become GemvLinear over the same weights (decode steps then
-    use genfast's fp32 kernel; quantized layers have kernels of their own)."""
-    plain = [(parent, name, child) for parent in decoder.modules() for name, child in parent.named_children()
-             if type(child) is torch.nn.Linear]
-    for parent, name, child in plain:
-        setattr(parent, name, GemvLinear.sharing(child))
-    return decoder.eval()
-
-
 def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     """genfast's decoder over ``model``'s weights; UnsupportedModelError names what is missing."""
     model_type = getattr(model.config, "model_type", None)
     if model_type in LLAMA_FAMILY:
-        return _with_gemv_linears(_llama(model))
+        return _llama(model).eval()
     if model_type == "gpt2":
-        return _with_gemv_linears(_gpt2(model))
+        return _gpt2(model).eval()
     raise UnsupportedModelError(f"genfast's decoder does not cover {model_type!r} models yet "
                                 f"(it covers {', '.join((*LLAMA_FAMILY, 'gpt2'))}).")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from genfast.kernels import decode_attention, decode_layer
+from genfast.kernels.fp32_gemv import GemvLinear
 from genfast.runtime.kv_cache import StaticKVCache
 
 
@@ -104,6 +105,11 @@ class FastDecoder(torch.nn.Module):
             # (max_positions, head_dim)
             self.register_buffer("rope_cos", rope_tables[0], persistent=False)
             self.register_buffer("rope_sin", rope_tables[1], persistent=False)
+        # plain Linear layers decode through genfast's fp32 GEMV (quantized ones have kernels of their own)
+        plain = [(parent, name, child) for parent in self.modules() for name, child in parent.named_children()
+                 if type(child) is torch.nn.Linear]
+        for parent, name, child in plain:
+            setattr(parent, name, GemvLinear.sharing(child))
         # the modules are fixed from here on: decode steps run the whole stack as one operator where it covers them
         self.native_plans = decode_layer.plan_layers(self, self.blocks)
 
