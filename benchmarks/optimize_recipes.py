@@ -2,7 +2,7 @@
 
     python benchmarks/optimize_recipes.py
 
-Each recipe is one `genfast.compress.optimize.optimize()` call (the same as `genfast optimize`):
+Each recipe is one `genfast.tuning.optimize.optimize()` call (the same as `genfast optimize`):
 torch fp32 before and the optimised runtime after, profiled in the same call (128-token prompt,
 64 new tokens, 3 runs), quality against the original on the shipped held-out text. Writes
 benchmarks/results/optimize_recipes.{json,md}; artifacts go to .genfast-work/optimize/.
@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import markdown_table, write_results  # noqa: E402
 
-from genfast.compress.optimize import optimize  # noqa: E402
+from genfast.tuning.optimize import optimize  # noqa: E402
 from genfast.compress.recipe import Recipe, parse_prune  # noqa: E402
 from genfast.quality.budget import QualityBudget  # noqa: E402
 

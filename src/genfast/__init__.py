@@ -23,6 +23,8 @@ _EXPORTS = {
     "compare": "genfast.quality.compare",
     "QualityBudget": "genfast.quality.budget",
     "GenfastError": "genfast.errors",
+    "tune": "genfast.tuning.search",
+    "TuneOptions": "genfast.tuning.search",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,7 +10,7 @@ import click
 import typer
 
 from genfast import envs
-from genfast.cli import bench_cmd, compare_cmd, optimize_cmd, profile_cmd, serve_cmd, train_cmd
+from genfast.cli import bench_cmd, compare_cmd, optimize_cmd, profile_cmd, serve_cmd, train_cmd, tune_cmd
 from genfast.errors import GenfastError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("profile")(profile_cmd.profile)
 app.command("compare")(compare_cmd.compare)
 app.command("optimize")(optimize_cmd.optimize)
+app.command("tune")(tune_cmd.tune)
 app.command("serve")(serve_cmd.serve)
 app.command("bench")(bench_cmd.bench)
 app.command("train-demo")(train_cmd.train_demo)
@@ -40,12 +41,16 @@ def main(argv: list[str] | None = None) -> None:
     if not debug:  # library warnings as one plain line, not file:line plus source
         warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
     try:
-        app(args=args, prog_name="genfast", standalone_mode=False)
+        code = app(args=args, prog_name="genfast", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer returns (not raises) some exits, e.g. 130 on Ctrl-C
+            if code == 130:
+                _print_error("Error: interrupted. Hint: run the command again; no files were changed.")
+            sys.exit(code)
     except GenfastError as exc:
         if debug:
             traceback.print_exc()
         _print_error(f"Error: {exc.message} Hint: {exc.hint}")
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

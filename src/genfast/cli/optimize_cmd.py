@@ -35,7 +35,7 @@ def optimize(
     threads: int | None = typer.Option(None),
 ) -> None:
     """Compress, verify against the original with your budget, profile before/after, write out/."""
-    from genfast.compress.optimize import optimize as run_optimize
+    from genfast.tuning.optimize import optimize as run_optimize
     from genfast.compress.recipe import Recipe, parse_prune, parse_quantize
     from genfast.errors import ConfigError
     from genfast.profiling.workload import Workload

@@ -73,7 +73,10 @@ def profile(
     module: str | None = typer.Option(None, help="Profile FILE.py:FUNCTION returning a genfast.ModuleSpec instead."),
 ) -> None:
     """Measure tokenize / prefill / decode / sample / detokenize, TTFT, TPOT, memory and the roofline."""
+    from genfast.models.loading import recipe_runtime_options
+
     quiet_libraries()
+    threads = threads or (None if module else recipe_runtime_options(model)["threads"])
     set_threads(threads)
     if module:
         result = _profile_module(module, warmup, repeats)

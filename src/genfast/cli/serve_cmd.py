@@ -18,7 +18,8 @@ def serve(
     device: str = typer.Option("cpu"),
     dtype: str = typer.Option("fp32"),
     mode: str = typer.Option("continuous", help="continuous, dynamic (request-level batches) or sequential."),
-    max_running: int = typer.Option(16, help="Sequences decoded together."),
+    max_running: int | None = typer.Option(None, help="Sequences decoded together (default: the artifact's "
+                                                      "recipe, else 16)."),
     max_queued: int = typer.Option(64, help="Waiting requests beyond this get HTTP 429."),
     prefill_token_budget: int = typer.Option(512, help="Prompt tokens prefilled per engine step."),
     max_prompt_tokens: int | None = typer.Option(None, help="Refuse longer prompts (HTTP 400)."),
@@ -27,7 +28,7 @@ def serve(
     max_model_len: int | None = typer.Option(None, help="Prompt + output tokens per request (default: context)."),
     default_max_tokens: int = typer.Option(16, help="max_tokens when a request gives none."),
     request_timeout: float = typer.Option(300.0, help="Seconds before a request is ended."),
-    threads: int | None = typer.Option(None),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: the artifact's recipe, else torch's)."),
     ray: bool = typer.Option(False, "--ray", help="Run as Ray Serve replicas (pip install genfast[ray])."),
     min_replicas: int = typer.Option(1, help="--ray: autoscaling lower bound."),
     max_replicas: int = typer.Option(1, help="--ray: autoscaling upper bound."),
@@ -36,7 +37,12 @@ def serve(
     from genfast.serving.scheduler import SchedulerConfig
     from genfast.serving.server import ServeConfig, run
 
+    from genfast.models.loading import recipe_runtime_options
+
     quiet_libraries()
+    recorded = recipe_runtime_options(model)
+    threads = threads or recorded["threads"]
+    max_running = max_running or recorded["max_running"] or 16
     set_threads(threads)
     cfg = ServeConfig(model=model, backend=backend, precision=precision, device=device, dtype=dtype, host=host, port=port,
                       scheduler=SchedulerConfig(mode=mode, max_running=max_running, max_queued=max_queued,

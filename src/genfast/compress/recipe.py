@@ -23,6 +23,10 @@ class Recipe:
     """Each step: ``{"technique": "PruneFFN", "fraction": 0.25}`` and so on, applied in order."""
     backend: str = "torch"
     precision: str = "fp32"
+    threads: int | None = None
+    """CPU threads the runtime uses (None: the process default); `genfast tune` records its pick."""
+    max_running: int | None = None
+    """Sequences a server decodes together (None: the server's default); tune's throughput pick."""
     version: int = 1
 
     def to_json(self) -> str:
@@ -45,10 +49,10 @@ class Recipe:
             raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} does not hold a recipe (a mapping with steps, backend, precision).")
-        unknown = set(data) - {"steps", "backend", "precision", "version"}
+        unknown = set(data) - {"steps", "backend", "precision", "threads", "max_running", "version"}
         if unknown:
             raise ConfigError(f"Unknown recipe fields: {', '.join(sorted(unknown))}.",
-                              "A recipe has steps, backend, precision and version.")
+                              "A recipe has steps, backend, precision, threads, max_running and version.")
         return cls(**data)
 
 

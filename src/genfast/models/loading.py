@@ -185,3 +185,12 @@ def from_model(model: torch.nn.Module, tokenizer, source: str = "in-memory") -> 
 
     return ModelHandle(model=model.eval(), tokenizer=tokenizer,
                        generation_config=GenerationConfig.from_model_config(model.config), source=source)
+
+
+def recipe_runtime_options(source: str) -> dict:
+    """The runtime options an artifact's recipe records (``threads``, ``max_running``; None where unset).
+
+    `genfast tune` picks them; `serve` and `profile` use them unless told otherwise."""
+    path = Path(source).expanduser()
+    recipe = _read_recipe(path) if source not in (DEMO, DEMO_STUDENT) and path.is_dir() else {}
+    return {"threads": recipe.get("threads"), "max_running": recipe.get("max_running")}

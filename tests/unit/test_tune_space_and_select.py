@@ -1,0 +1,74 @@
+"""The search space and the choice, without running trials: pure functions over fakes."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from genfast.cli.tune_cmd import parse_duration
+from genfast.compress.recipe import Recipe
+from genfast.errors import ConfigError
+from genfast.models.tiny import tiny_model
+from genfast.tuning import select
+from genfast.tuning.space import Candidate, SpaceOptions, build_space, thread_counts, variants
+
+
+def test_a_missing_backend_is_left_out_with_its_install_hint(tokenizer, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    model, _ = tiny_model("llama", tokenizer)
+    space = build_space(model, SpaceOptions(prune=[]))
+    reasons = {x["axis"]: x["reason"] for x in space.left_out}
+    assert "pip install 'genfast[onnx]'" in reasons["backend onnxruntime"]
+    assert not any(c.recipe.backend == "onnxruntime" for c in space.candidates)
+    if not torch.cuda.is_available():
+        assert "NVIDIA GPU" in reasons["backend tensorrt"]
+    assert any(c.recipe.backend == "torch" and c.recipe.steps == [{"technique": "Int8WeightOnly"}]
+               for c in space.candidates)
+
+
+def test_space_is_derived_from_capabilities_and_hardware(tokenizer, monkeypatch):
+    from genfast.tuning import space as space_module
+
+    model, _ = tiny_model("llama", tokenizer)
+    monkeypatch.setattr("genfast.devices.precision_warning", lambda device, dtype: "emulated here")
+    s = space_module.build_space(model, SpaceOptions(backends=["torch", "onnxruntime"], prune=["ffn=0.25"]))
+    labels = [c.label for c in s.candidates]
+    assert not any("bf16" in label or "fp16" in label for label in labels)  # emulated: left out, with why
+    assert {x["axis"] for x in s.left_out} >= {"precision bf16", "precision fp16", "backend torch-compile"}
+    # int4 with a group wider than the tiny model's 64 channels is refused by its own check or at trial time
+    if importlib.util.find_spec("onnxruntime"):
+        assert "onnxruntime int8" in labels  # the backend's own precision, from its capabilities
+        assert not any(c.recipe.backend == "onnxruntime" and c.recipe.steps for c in s.candidates)
+    pruned = [c for c in s.candidates if c.recipe.steps and c.recipe.steps[0]["technique"] == "PruneFFN"]
+    assert [s["technique"] for s in pruned[0].recipe.steps][:2] == ["PruneFFN", "Distill"]
+    assert len(pruned) == 2  # healed alone and healed + int8
+    assert s.candidates.index(pruned[0]) > labels.index("torch fp32")  # dear steps come last
+
+
+def test_variants_add_other_thread_counts_and_serving_batch():
+    leader = Candidate(Recipe(steps=[{"technique": "Int8WeightOnly"}]))
+    current = torch.get_num_threads()
+    out = variants(leader, "k", "latency", sorted({1, current, current + 1}), concurrency=8)
+    assert sorted(v.recipe.threads for v in out) == sorted({1, current + 1} - {current})
+    assert all(v.parent == "k" for v in out)
+    throughput = variants(leader, "k", "throughput", [current], concurrency=8)
+    assert sorted(v.recipe.max_running for v in throughput) == [2, 4]
+    assert thread_counts([4, 1, 4]) == [1, 4] and thread_counts()[0] == 1
+
+
+def test_pareto_front_and_paired_comparison():
+    points = [("a", 1.0, 0.00), ("b", 0.5, 0.01), ("c", 0.6, 0.02), ("d", 0.4, 0.05)]
+    assert select.pareto_front(points, higher_is_better=False) == ["a", "b", "d"]
+    clear = select.paired_speedup([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 2.0, 1.9], higher_is_better=False)
+    assert clear["ratio"] == pytest.approx(2.0, rel=0.1) and not clear["tie"]
+    noise = select.paired_speedup([1.0, 1.1, 0.9, 1.0], [1.05, 0.95, 1.0, 1.0], higher_is_better=False)
+    assert noise["tie"]
+    rate = select.paired_speedup([200.0, 210.0], [100.0, 100.0], higher_is_better=True)
+    assert rate["ratio"] == pytest.approx(2.05, rel=0.01)
+
+
+def test_durations():
+    assert parse_duration("20m") == 1200 and parse_duration("90") == 90 and parse_duration("1.5h") == 5400
+    with pytest.raises(ConfigError, match="not a duration"):
+        parse_duration("soon")
