@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/genfast profile --model demo
+	$(BIN)/genfast tune --model demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -51,38 +51,28 @@ def model_dir(name: str) -> str:
 
 
 def _generate_baseline(handle) -> dict:
-    """transformers' own generate(), eager fp32: TTFT from 1-token runs, decode rate from full runs."""
+    """transformers' own generate(), eager fp32 (genfast.tuning.trial.time_generate, as `genfast tune` times it)."""
     from genfast.profiling.memory import weight_bytes_read_per_step
-    from genfast.profiling.workload import prompt_windows
-    from genfast.textdata import reference_text
+    from genfast.profiling.workload import Workload
+    from genfast.tuning.trial import time_generate
 
-    ids = prompt_windows(handle.tokenizer(reference_text())["input_ids"], PROMPT, 1, 0)
-    kwargs = dict(do_sample=False, pad_token_id=handle.tokenizer.eos_token_id)
-
-    def timed(n: int) -> float:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            handle.model.generate(ids, max_new_tokens=n, min_new_tokens=n, **kwargs)
-        return time.perf_counter() - start
-
-    timed(NEW)  # warm-up
-    ttft = statistics.median(timed(1) for _ in range(REPEATS))
-    full = statistics.median(timed(NEW) for _ in range(REPEATS))
-    decode_tps = (NEW - 1) / (full - ttft)
-    return {"ttft_s": ttft, "decode_tokens_per_s": decode_tps, "e2e_s": full,
+    out = time_generate(handle, Workload(prompt_lens=[PROMPT], output_len=NEW, repeats=REPEATS, warmup=1))
+    return {"ttft_s": out["ttft_s"], "decode_tokens_per_s": out["decode_tokens_per_s"], "e2e_s": out["e2e_s"],
             "weight_bytes_per_step": weight_bytes_read_per_step(handle.model)}
 
 
 def build_case(handle, backend: str, precision: str, threads: int):
-    """The runtime of one case: genfast's PyTorch quantization applied first where ``precision`` names one."""
-    from genfast.backends.registry import build_runtime
-    from genfast.compress import compress_
-    from genfast.compress.recipe import QUANTIZE_KINDS, parse_quantize, step_config
+    """The runtime of one case, built by the trial runner `genfast tune` uses: genfast's PyTorch
+    quantization applied first where ``precision`` names one."""
+    from genfast.compress.recipe import QUANTIZE_KINDS, Recipe, parse_quantize
+    from genfast.tuning import trial
 
     if precision in QUANTIZE_KINDS:
-        compress_(handle, step_config(parse_quantize(precision)))
-    return build_runtime(backend, handle, precision="fp32" if precision in QUANTIZE_KINDS else precision,
-                         threads=threads, batch=1, max_cache_len=PROMPT + NEW)
+        recipe = Recipe(steps=[parse_quantize(precision)], backend=backend, threads=threads)
+    else:
+        recipe = Recipe(backend=backend, precision=precision, threads=threads)
+    trial.apply_steps(handle, handle, trial.plan(recipe, handle.model), WORK)
+    return trial.build(handle, recipe, max_cache_len=PROMPT + NEW)
 
 
 def run_one(model: str, backend: str, precision: str, threads: int) -> dict:

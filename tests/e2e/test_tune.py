@@ -106,3 +106,36 @@ def test_ctrl_c_leaves_a_resumable_record(tiny_dirs, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["time"]["reused_trials"] >= len(kept)
     assert "Winner:" in done.stdout and "genfast serve --model" in done.stdout
+
+
+def test_throughput_picks_max_running_and_the_server_uses_it(tiny_dirs, tmp_path, monkeypatch):
+    from genfast.cli import serve_cmd
+
+    options = _options(max_ppl_increase=1.0)
+    options.objective, options.concurrency = "throughput", 4
+    options.space.backends = ["torch"]
+    report = tune(str(tiny_dirs["qwen2"]), tmp_path / "out", options)
+    winner = report["winner"]
+    assert report["objective"]["metric"] == "tokens_per_s" and winner["value"] > 0
+    recipe = json.loads((tmp_path / "out" / "best" / "recipe.json").read_text())
+    assert recipe["max_running"] in (1, 2, 4)  # concurrency, or one of its variants
+    labels = [r["label"] for r in report["trials"]]
+    assert any("max_running 2" in label for label in labels) and any("max_running 1" in label for label in labels)
+    seen = {}
+    monkeypatch.setattr("genfast.serving.server.run", lambda cfg, on_loaded=None: seen.update(cfg=cfg))
+    serve_cmd.serve(model=str(tmp_path / "out" / "best"), host="127.0.0.1", port=8000, backend=None, precision=None,
+                    device="cpu", dtype="fp32", mode="continuous", max_running=None, max_queued=64,
+                    prefill_token_budget=512, max_prompt_tokens=None, max_output_tokens=None, batch_wait_ms=20.0,
+                    max_model_len=None, default_max_tokens=16, request_timeout=300.0, threads=None, ray=False,
+                    min_replicas=1, max_replicas=1)
+    assert seen["cfg"].scheduler.max_running == recipe["max_running"]
+
+
+def test_a_short_time_budget_stops_and_says_what_it_did_not_try(tiny_dirs, tmp_path):
+    options = _options(max_ppl_increase=1.0)
+    options.time_budget_s = 20
+    start = time.monotonic()
+    report = tune(str(tiny_dirs["gpt2"]), tmp_path / "out", options)
+    assert report["not_tried"], "a 20 s budget cannot screen every candidate"
+    assert time.monotonic() - start < 20 + 60  # at most the trial under way and the artifact run over
+    assert (tmp_path / "out" / "report.md").read_text().count("## Not tried (time budget)") == 1

@@ -70,3 +70,21 @@ def test_roofline_bytes_match_the_torch_count(tokenizer):
     model, _ = tiny_model("gpt2", tokenizer)
     runtime = get_backend("onnxruntime").build(from_model(model, tokenizer))
     assert runtime.weight_bytes_per_step == pytest.approx(weight_bytes_read_per_step(model), rel=0.02)
+
+
+def test_exports_are_cached_by_content(tokenizer, tmp_path, monkeypatch):
+    import genfast.runtime.onnx_export as onnx_export
+
+    calls = []
+    real = onnx_export.export_onnx
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model, _ = tiny_model("llama", tokenizer)
+    backend = get_backend("onnxruntime")
+    first = backend.build(from_model(model, tokenizer), precision="int8", export_cache=tmp_path)
+    again = backend.build(from_model(model, tokenizer), precision="int8", export_cache=tmp_path)
+    assert len(calls) == 1 and torch.equal(first.logits(_ids()), again.logits(_ids()))
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.mul_(2)  # other weights: another export
+    changed = backend.build(from_model(model, tokenizer), export_cache=tmp_path)
+    assert len(calls) == 2 and not torch.equal(changed.logits(_ids()), first.logits(_ids()))
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("onnx-")]) == 2

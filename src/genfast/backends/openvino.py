@@ -30,8 +30,13 @@ class OpenVINOBackend:
         precision = options.get("precision", "fp32")
         require_cpu(handle, self.name)
         decoder = to_fast_decoder(handle.model)
-        with tempfile.TemporaryDirectory(prefix="genfast-ov-") as tmp:
-            model = ov.convert_model(str(export_onnx(decoder, Path(tmp) / "model.onnx")))
+        if options.get("export_cache"):  # an export of the same content is reused
+            from genfast.runtime.export_cache import cached_export
+
+            model = ov.convert_model(str(cached_export(decoder, Path(options["export_cache"])) / "model.onnx"))
+        else:
+            with tempfile.TemporaryDirectory(prefix="genfast-ov-") as tmp:
+                model = ov.convert_model(str(export_onnx(decoder, Path(tmp) / "model.onnx")))
         if precision != "fp32":
             import logging
 

@@ -76,7 +76,8 @@ def profile(
     from genfast.models.loading import recipe_runtime_options
 
     quiet_libraries()
-    threads = threads or (None if module else recipe_runtime_options(model)["threads"])
+    if threads is None and not module:
+        threads = recipe_runtime_options(model)["threads"]
     set_threads(threads)
     if module:
         result = _profile_module(module, warmup, repeats)

@@ -41,8 +41,9 @@ def serve(
 
     quiet_libraries()
     recorded = recipe_runtime_options(model)
-    threads = threads or recorded["threads"]
-    max_running = max_running or recorded["max_running"] or 16
+    threads = recorded["threads"] if threads is None else threads
+    if max_running is None:
+        max_running = recorded["max_running"] or 16
     set_threads(threads)
     cfg = ServeConfig(model=model, backend=backend, precision=precision, device=device, dtype=dtype, host=host, port=port,
                       scheduler=SchedulerConfig(mode=mode, max_running=max_running, max_queued=max_queued,

@@ -27,7 +27,7 @@ def tune(
     out: Path = typer.Option(Path("tuned"), "--out", "-o", help="Where the report, trials.jsonl and best/ go."),
     objective: str = typer.Option("latency", help="latency (time per output token at batch 1), ttft, or "
                                                   "throughput (output tokens/s with --concurrency streams)."),
-    time_budget: str = typer.Option("10m", help="Stop after this long and report the best so far: 90s, 20m, 1h."),
+    time_budget: str = typer.Option("8m", help="Stop after this long and report the best so far: 90s, 20m, 1h."),
     max_ppl_increase: str | None = typer.Option("2%", help="Quality budget, e.g. 1% or 0.01."),
     min_top1_agreement: str | None = typer.Option(None, help="e.g. 0.95."),
     max_kl: str | None = typer.Option(None),
@@ -35,6 +35,7 @@ def tune(
     prompt_len: int = typer.Option(128, "--prompt-len", "-p", help="Prompt length in tokens."),
     new_tokens: int = typer.Option(64, "--new-tokens", "-n", help="Tokens generated per request."),
     concurrency: int = typer.Option(8, help="throughput: requests in flight together."),
+    device: str = typer.Option("cpu", help="Where the model runs: cpu, cuda[:N], ... (one device per search)."),
     backend: list[str] = typer.Option([], help="Only these backends (repeatable); default: every one that runs here."),
     threads: list[int] = typer.Option([], help="Thread counts to try on the leaders (repeatable); default: "
                                                "1, powers of two and every core."),
@@ -66,7 +67,7 @@ def tune(
         workload=Workload(prompt_lens=[prompt_len], output_len=new_tokens, repeats=repeats),
         budget=QualityBudget.parse(max_ppl_increase, min_top1_agreement, max_kl, min_greedy_agreement),
         space=SpaceOptions(backends=backend or None, prune=[] if no_prune else prune, heal_steps=heal_steps,
-                           heal_minutes=heal_minutes, threads=threads or None),
+                           heal_minutes=heal_minutes, threads=threads or None, device=device),
         finalists=finalists, rounds=rounds)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -7,18 +7,27 @@ from pathlib import Path
 from genfast.profiling.timer import STAGES
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot drawing to files only, never a window."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, never a window
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write as PNG and close ``fig``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def stage_bars(result: dict, path: Path) -> Path:
     """Stacked bars: median time of each stage for every (prompt, batch) case."""
-    plt = _pyplot()
+    plt = pyplot()
     cases = result["cases"]
     labels = [f"p{c['prompt_len']}\nb{c['batch_size']}" for c in cases]
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(cases) + 2), 4))
@@ -30,15 +39,12 @@ def stage_bars(result: dict, path: Path) -> Path:
     ax.set_ylabel("median time per request (ms)")
     ax.set_title(f"Where the time goes: {result['model']['source']}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def latency_distribution(result: dict, path: Path) -> Path:
     """Histogram of inter-token latency (every decode step of every counted run) per case."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for c in result["cases"]:
         samples = [x * 1e3 for x in c.get("itl_samples_s") or []]
@@ -48,7 +54,4 @@ def latency_distribution(result: dict, path: Path) -> Path:
     ax.set_ylabel("decode steps")
     ax.set_title("Inter-token latency distribution")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -73,9 +73,9 @@ HEADERS = ["candidate", "status", "perplexity change (95% CI)", "KL", "top-1", "
 
 def pareto_plot(report: dict, path: Path) -> Path:
     """Speed vs perplexity change: every timed trial a point, rejected ones as ticks, the budget a line."""
-    from genfast.report.plots import _pyplot
+    from genfast.report.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     metric = report["objective"]["metric"]
     scale = 1 if metric.endswith("per_s") else 1e3
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -106,10 +106,7 @@ def pareto_plot(report: dict, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.set_title(f"genfast tune: {report['source']} ({report['objective']['name']}; Pareto front in blue)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_tune_report(report: dict, directory: Path) -> Path:

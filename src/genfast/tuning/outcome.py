@@ -6,6 +6,8 @@ import statistics
 
 from genfast.tuning import select
 
+SCHEMA = "genfast.tune/1"
+
 
 def _final_values(final: dict | None, key: str, metric: str) -> list[float]:
     return [m[metric] for m in (final or {}).get("rounds", {}).get(key, []) if m.get(metric) is not None]
@@ -21,7 +23,6 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
                  base_record: dict) -> dict:
     """The JSON report of a search (schema ``genfast.tune/1``); ``winner`` is None when nothing fits."""
     from genfast.profiling.hardware import hardware_facts
-    from genfast.tuning.search import SCHEMA
 
     metric, higher = search.metric, search.higher
     opts = search.options

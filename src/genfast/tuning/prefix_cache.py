@@ -31,7 +31,8 @@ def _split(steps: list[dict]) -> tuple[list[dict], list[dict]]:
     return steps[:last + 1], steps[last + 1:]
 
 
-def load_candidate(source: str, original: ModelHandle, recipe: Recipe, cache_dir: Path) -> ModelHandle:
+def load_candidate(source: str, original: ModelHandle, recipe: Recipe, cache_dir: Path,
+                   device: str = "cpu") -> ModelHandle:
     """A fresh copy of ``source`` with ``recipe``'s steps applied, its healed prefix from the cache."""
     from genfast.models.loading import load
     from genfast.models.saving import save
@@ -40,15 +41,15 @@ def load_candidate(source: str, original: ModelHandle, recipe: Recipe, cache_dir
     configs = trial.plan(recipe, original.model)
     prefix, _ = _split(recipe.steps)
     if not prefix:
-        candidate = load(source)
+        candidate = load(source, device=device)
         trial.apply_steps(original, candidate, configs, cache_dir)
         return candidate
     key = hashlib.sha256((source_fingerprint(source) + json.dumps(prefix, sort_keys=True)).encode()).hexdigest()[:16]
     done, work = cache_dir / f"prefix-{key}", cache_dir / f"prefix-{key}.work"
     if (done / "recipe.json").is_file():
-        candidate = load(str(done))
+        candidate = load(str(done), device=device)
     else:
-        candidate = load(source)
+        candidate = load(source, device=device)
         trial.apply_steps(original, candidate, configs[:len(prefix)], work)  # resumable in work/.distill
         save(candidate, work / "model")
         shutil.rmtree(done, ignore_errors=True)

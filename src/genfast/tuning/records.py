@@ -22,7 +22,8 @@ def context_of(fingerprint: str, options) -> dict:
     facts = hardware_facts()
     return {"model": fingerprint, "workload": asdict(options.workload), "objective": options.objective,
             "concurrency": options.concurrency if options.objective == "throughput" else None,
-            "quality": asdict(options.quality), "cpu": facts["cpu"], "cores": os.cpu_count(),
+            "quality": asdict(options.quality), "device": options.space.device, "cpu": facts["cpu"],
+            "cores": os.cpu_count(),
             "flags": sorted(cpu_flags() & set(facts["isa"])), "libraries": facts["libraries"]}
 
 

@@ -57,6 +57,6 @@ def diagnosis(record: dict, reference: dict | None) -> str | None:
         return (f"reads as many weight bytes per step as fp32 ({mine / 1e6:.1f} MB): a bandwidth-bound decode "
                 "has nothing to gain")
     if roofline is not None and roofline < 0.3:
-        return (f"overhead-bound: {roofline:.0%} of its bandwidth roofline, so the time goes to dequantization "
-                "and dispatch, not weight reads")
+        return (f"overhead-bound: {roofline:.0%} of its bandwidth roofline; the step's time goes to compute "
+                "(unpacking, conversions) and dispatch, not to reading weights")
     return f"about the same as the reference ({speed:.2f}x)"

@@ -88,6 +88,7 @@ class SpaceOptions:
     threads: list[int] | None = None
     """Thread counts to try on the leaders (None: 1, powers of two, and every core)."""
     device: str = "cpu"
+    """Where the model runs (``cpu``, ``cuda``...): one device per search."""
 
 
 @dataclass
@@ -153,6 +154,10 @@ def build_space(model: torch.nn.Module, options: SpaceOptions | None = None) -> 
 
     options = options or SpaceOptions()
     left_out: list[dict] = []
+    if not torch.cuda.is_available():
+        left_out.append({"axis": "device cuda", "reason": "no NVIDIA GPU visible to torch"})
+    elif torch.device(options.device).type != "cuda":
+        left_out.append({"axis": "device cuda", "reason": "a GPU is here: search it with --device cuda"})
     backends = _backend_axes(options, left_out)
     casts = _native_casts(options.device, left_out)
     recipes: list[Recipe] = []

@@ -73,12 +73,14 @@ def cache_len(context_length: int, workload: Workload, settings: QualitySettings
     return min(context_length, need)
 
 
-def build(handle: ModelHandle, recipe: Recipe, max_cache_len: int, batch: int = 1):
-    """The runtime of ``recipe``'s backend over ``handle`` (its steps already applied)."""
+def build(handle: ModelHandle, recipe: Recipe, max_cache_len: int, batch: int = 1,
+          export_cache: Path | None = None):
+    """The runtime of ``recipe``'s backend over ``handle`` (its steps already applied); exporting
+    backends reuse a graph of the same content from ``export_cache``."""
     from genfast.backends.registry import build_runtime
 
     return build_runtime(recipe.backend, handle, precision=recipe.precision, threads=recipe.threads,
-                         max_cache_len=max_cache_len, batch=batch)
+                         max_cache_len=max_cache_len, batch=batch, export_cache=export_cache)
 
 
 def weight_bytes_per_step(handle: ModelHandle, runtime) -> int:

@@ -50,15 +50,17 @@ class Session:
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.original = load(spec["source"])
+            self.original = load(spec["source"], device=spec["device"])
             if spec["baseline"]:
                 self.handle = self.original
             else:
-                self.handle = load_candidate(spec["source"], self.original, recipe, Path(spec["cache_dir"]))
+                self.handle = load_candidate(spec["source"], self.original, recipe, Path(spec["cache_dir"]),
+                                             device=spec["device"])
                 settings = QualitySettings(**spec["quality_settings"])
                 batch = spec["max_running"] if spec["objective"] == "throughput" else 1
                 self.runtime = trial.build(self.handle, recipe,
-                                           trial.cache_len(self.handle.context_length, workload, settings), batch)
+                                           trial.cache_len(self.handle.context_length, workload, settings), batch,
+                                           export_cache=Path(spec["cache_dir"]) / "exports")
         build_s = time.perf_counter() - start
         messages = sorted({str(w.message).splitlines()[0][:300] for w in caught
                            if issubclass(w.category, UserWarning)})
@@ -84,7 +86,9 @@ class Session:
 
         self.original = None if not self.spec["baseline"] else self.original  # the teacher is done with
         workload = Workload(**{**self.spec["workload"], "repeats": repeats, "warmup": warmup})
-        if self.spec["baseline"]:
+        if self.spec["baseline"]:  # throughput: generate() over the concurrent prompts as one batch
+            if self.spec["objective"] == "throughput":
+                workload.batch_sizes = [self.spec["concurrency"]]
             return trial.time_generate(self.handle, workload)
         if self.spec["objective"] == "throughput":
             return trial.time_engine(self.handle, self.runtime, workload, self.spec["concurrency"],
@@ -192,7 +196,7 @@ def spec_of(candidate, source: str, options, cache_dir: Path) -> dict:
             "workload": asdict(options.workload), "objective": options.objective,
             "concurrency": options.concurrency, "max_running": candidate.recipe.max_running or options.concurrency,
             "quality_settings": asdict(options.quality), "budget": asdict(options.budget),
-            "cache_dir": str(cache_dir)}
+            "cache_dir": str(cache_dir), "device": options.space.device}
 
 
 if __name__ == "__main__":
