@@ -46,3 +46,15 @@ class QualityBudgetError(GenfastError):
     """A quality budget string could not be parsed."""
 
     default_hint = "Use e.g. --max-ppl-increase 2% --min-top1-agreement 0.95."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the same clean-up as Ctrl-C runs (exit code 143)."""
+
+
+class Interrupted(GenfastError):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what was kept, the hint how to resume."""
+
+    def __init__(self, message: str, hint: str, terminated: bool = False) -> None:
+        super().__init__(message, hint)
+        self.exit_code = 143 if terminated else 130

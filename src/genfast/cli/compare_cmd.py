@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.progress import Progress
@@ -40,10 +41,25 @@ def _print(result: dict) -> None:
         console.print("[red]FAIL[/]: " + "; ".join(b["failures"]))
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents; DataError naming the file otherwise."""
+    from genfast.errors import DataError
+
+    data = path.read_bytes()
+    if b"\0" in data:
+        raise DataError(f"{path} is a binary file, not text.", "Pass a UTF-8 text file with --text.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}).",
+                        f"Convert it first, e.g. iconv -f latin1 -t utf-8 {path}.") from None
+
+
 def compare(
     candidate: str = typer.Option(..., help="The optimised model: a directory or `demo`."),
     reference: str = typer.Option("demo", help="The original model: a directory or `demo`."),
-    text: typer.FileText | None = typer.Option(None, help="Held-out text file (default: the demo's held-out code)."),
+    text: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Held-out UTF-8 text file (default: "
+                                                                            "the demo's held-out code)."),
     window: int = typer.Option(128, help="Tokens per perplexity window."),
     max_windows: int = typer.Option(64, help="At most this many windows."),
     prompts: int = typer.Option(16, help="Prompts for greedy agreement."),
@@ -69,7 +85,7 @@ def compare(
     ref, cand = load(reference), load(candidate)
     with Progress(console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("comparing", total=None)
-        result = run_compare(ref, cand, ref.tokenizer, text=text.read() if text else None, settings=settings,
+        result = run_compare(ref, cand, ref.tokenizer, text=read_text(text) if text else None, settings=settings,
                              budget=budget, on_progress=lambda done, total: bar.update(task, completed=done,
                                                                                      total=total))
     if as_json:

@@ -49,6 +49,10 @@ class Recipe:
             raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} does not hold a recipe (a mapping with steps, backend, precision).")
+        steps = data.get("steps", [])
+        if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+            raise ConfigError(f"The steps in {path} must be a list of mappings, got {steps!r}.",
+                              "Write each step as {technique: PruneFFN, fraction: 0.25}.")
         unknown = set(data) - {"steps", "backend", "precision", "threads", "max_running", "version"}
         if unknown:
             raise ConfigError(f"Unknown recipe fields: {', '.join(sorted(unknown))}.",
@@ -106,5 +110,18 @@ def step_config(step: dict) -> Any:
         config = cls(**args)
     except TypeError as exc:
         raise ConfigError(f"Bad settings for {cls.__name__}: {exc}.") from None
+    _check_numbers(config)
     config.validate()
     return config
+
+
+def _check_numbers(config: Any) -> None:
+    """A field whose default is a number takes a number (``fraction: abc`` is refused by name)."""
+    import dataclasses
+
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        numeric = isinstance(f.default, (int, float)) and not isinstance(f.default, bool)
+        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{type(config).__name__}.{f.name} must be a number, got {value!r}.",
+                              f"Give {f.name} a number, e.g. {f.default}.")

@@ -151,6 +151,9 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     if warning:
         warnings.warn(warning, stacklevel=2)
     path = resolve_model_path(source)
+    if (path / ".genfast-incomplete").exists():
+        raise ModelLoadError(f"{path} is a genfast output that was never finished (it holds .genfast-incomplete).",
+                             "Rerun the command that writes it; it resumes where it stopped.")
     _check_causal_lm_dir(path)
     recipe = _read_recipe(path)
     try:

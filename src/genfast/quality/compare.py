@@ -97,6 +97,20 @@ def greedy_agreement(reference: Runtime, candidate: Runtime, prompts: torch.Tens
     return same.double().mean(1).numpy(), first
 
 
+def _check_context(settings: QualitySettings, *models: Any) -> None:
+    """Windows and greedy prompts must fit every model's context (beyond it positions are garbage)."""
+    contexts = [m.context_length for m in models if isinstance(getattr(m, "context_length", None), int)]
+    if not contexts:
+        return
+    context = min(contexts)
+    if settings.window > context:
+        raise ConfigError(f"The perplexity window of {settings.window} tokens is longer than the model's context "
+                          f"of {context}.", f"Use --window {context} or less.")
+    if settings.prompt_len + settings.new_tokens > context:
+        raise ConfigError(f"Greedy prompts of {settings.prompt_len} + {settings.new_tokens} tokens exceed the "
+                          f"model's context of {context}.", "Use fewer --new-tokens.")
+
+
 def compare(reference: Any, candidate: Any, tokenizer: Any, text: str | None = None,
             settings: QualitySettings | None = None, budget: QualityBudget | None = None,
             on_progress: Callable[[int, int], None] | None = None) -> dict:
@@ -110,6 +124,7 @@ def compare(reference: Any, candidate: Any, tokenizer: Any, text: str | None = N
     settings = settings or QualitySettings()
     settings.validate()
     budget = budget or QualityBudget()
+    _check_context(settings, reference, candidate)
     ref_rt, cand_rt = as_runtime(reference), as_runtime(candidate)
     token_ids = tokenizer(text if text is not None else reference_text())["input_ids"]
     windows = eval_windows(token_ids, settings.window, settings.max_windows)

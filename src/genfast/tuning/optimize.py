@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
 from genfast.tuning import trial
-from genfast.tuning.artifact import check_output_dir, write_artifact
+from genfast.errors import Interrupted, Terminated
+from genfast.tuning.artifact import begin_output, check_output_dir, finish_output, write_artifact
 
 SCHEMA = "genfast.optimize/1"
 
@@ -37,10 +39,11 @@ def _summary(handle: ModelHandle, runtime, profile: dict, quality_ppl: dict) -> 
 def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget | None = None,
              workload: Workload | None = None, settings: QualitySettings | None = None,
              threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
-    """Optimise ``source`` by ``recipe`` into ``out_dir``; returns the report (also written there)."""
-    from genfast.backends.registry import build_runtime
+    """Optimise ``source`` by ``recipe`` into ``out_dir``; returns the report (also written there).
+
+    ``out_dir`` is marked incomplete until the artifact is whole; rerunning an interrupted command
+    resumes its distillation from the checkpoint in ``out_dir/.distill``."""
     from genfast.models.loading import load, resolve_model_path
-    from genfast.profiling.llm import profile_llm
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir, resolve_model_path(source))
@@ -54,6 +57,37 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
     workload.validate(original.context_length)
     cache_len = trial.cache_len(original.context_length, workload, settings)
     candidate = load(source)
+    created = not out_dir.exists()
+    begin_output(out_dir)
+    try:
+        report = _run(source, recipe, original, candidate, configs, workload, settings, budget, cache_len, out_dir,
+                      log)
+    except KeyboardInterrupt as exc:
+        raise _interrupted(out_dir, isinstance(exc, Terminated)) from None
+    except Exception:
+        if created and not (out_dir / ".distill").exists():  # nothing worth keeping: leave no trace
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finish_output(out_dir)
+    return report
+
+
+def _interrupted(out_dir: Path, terminated: bool) -> Interrupted:
+    """What an interrupted optimize kept: the distillation checkpoint, if one was written."""
+    kept = out_dir / ".distill" / "distill.pt"
+    if kept.exists():
+        return Interrupted(f"Interrupted; the distillation checkpoint {kept} is kept.",
+                           "Run the same command again to resume from it.", terminated)
+    return Interrupted(f"Interrupted; {out_dir} is marked incomplete.", "Run the same command again.", terminated)
+
+
+def _run(source: str, recipe: Recipe, original: ModelHandle, candidate: ModelHandle, configs: list,
+         workload: Workload, settings: QualitySettings, budget: QualityBudget, cache_len: int, out_dir: Path,
+         log: Callable[[str], None]) -> dict:
+    """Steps, both profiles, the quality check and the artifact (the resumable part of optimize)."""
+    from genfast.backends.registry import build_runtime
+    from genfast.profiling.llm import profile_llm
+
     trial.apply_steps(original, candidate, configs, out_dir, log)
     # the original is profiled after the steps, so a step that fails (a shape it cannot take) fails fast
     log("profiling the original (torch, fp32)")

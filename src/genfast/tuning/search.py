@@ -24,24 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genfast.compress.recipe import Recipe
-from genfast.errors import ConfigError, GenfastError
+from genfast.errors import ConfigError, Interrupted, Terminated
 from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
-from genfast.tuning import select
+from genfast.tuning.outcome import SCHEMA, build_report
 from genfast.tuning.records import TrialLog, context_of, trial_key
 from genfast.tuning.space import Candidate, SpaceOptions, build_space, thread_counts, variants
 from genfast.tuning.trial import objective_metric
 from genfast.tuning.worker import TrialFailed, Worker, spec_of
 
-SCHEMA = "genfast.tune/1"
 TRIALS = "trials.jsonl"
-
-
-class TuneInterrupted(GenfastError):
-    """Ctrl-C during a search: what was measured is kept and a rerun resumes from it."""
-
-    exit_code = 130
 
 
 @dataclass
@@ -58,12 +51,12 @@ class TuneOptions:
     budget: QualityBudget = field(default_factory=QualityBudget)
     quality: QualitySettings = field(default_factory=QualitySettings)
     space: SpaceOptions = field(default_factory=SpaceOptions)
-    time_budget_s: float = 600.0
+    time_budget_s: float = 480.0
     """The search stops when this is spent and reports the best so far and what it did not try."""
     finalists: int = 3
     """Candidates that go to the interleaved final rounds (beside the generate() baseline)."""
     rounds: int = 5
-    """Final rounds (fewer when the time budget is short, at least 3 when there is time for them)."""
+    """Final rounds (fewer when the time budget is short; with time for fewer than 2, none)."""
     round_repeats: int = 3
     """Counted runs of each finalist per round."""
     leaders: int = 2
@@ -222,7 +215,11 @@ class Search:
                 self.progress({"phase": "final", "stage": "round", "index": r + 1, "total": rounds, "label": None})
                 for k in order[r % len(order):] + order[:r % len(order)]:  # rotate who goes first
                     time.sleep(0.2)  # let the previous process's spinning threads go idle
-                    values[k].append(workers[k].call("time", repeats=opts.round_repeats, warmup=1))
+                    try:
+                        values[k].append(workers[k].call("time", repeats=opts.round_repeats, warmup=1))
+                    except TrialFailed:  # a finalist that breaks mid-way leaves the final, not the search
+                        order.remove(k)
+                        values.pop(k)
         finally:
             for worker in list(workers.values()):
                 self._release(worker)
@@ -245,15 +242,10 @@ def select_failures(budget: QualityBudget, quality: dict | None) -> list[str]:
 
 def check_tune_output(out_dir: Path, source: str) -> None:
     """Before any work: the output is ours (or new) and can be written."""
-    import os
-
     from genfast.models.loading import resolve_model_path
     from genfast.tuning.artifact import check_output_dir
 
     check_output_dir(out_dir, resolve_model_path(source), marker=TRIALS)
-    parent = out_dir if out_dir.exists() else next(p for p in out_dir.absolute().parents if p.exists())
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"Cannot write to {parent}.", "Choose an -o directory you can write to.")
 
 
 def tune(source: str = "demo", out_dir: str | Path = "tuned", options: TuneOptions | None = None,
@@ -266,7 +258,7 @@ def tune(source: str = "demo", out_dir: str | Path = "tuned", options: TuneOptio
     out = Path(out_dir)
     options.validate()
     check_tune_output(out, source)
-    original = load(source)
+    original = load(source, device=options.space.device)  # an absent device fails here, before any trial
     options.workload.validate(original.context_length)
     space = build_space(original.model, options.space)
     del original
@@ -276,21 +268,21 @@ def tune(source: str = "demo", out_dir: str | Path = "tuned", options: TuneOptio
     progress({"phase": "space", "candidates": len(space.candidates), "left_out": space.left_out})
     try:
         return _run(search, space)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI
         search.close()
         done = sum(1 for r in search.log.load().values() if r.get("status") != "final")
-        raise TuneInterrupted(f"Interrupted: {done} trials are kept in {out / TRIALS}.",
-                              "Run the same command again to resume from them.") from None
+        raise Interrupted(f"Interrupted: {done} trials are kept in {out / TRIALS}.",
+                          "Run the same command again to resume from them.",
+                          terminated=isinstance(exc, Terminated)) from None
     finally:
         search.close()
 
 
 def _run(search: Search, space) -> dict:
     from genfast.report.tune_report import write_tune_report
-    from genfast.tuning.outcome import build_report
 
     opts = search.options
-    reserve = max(30.0, 0.25 * opts.time_budget_s)  # kept for the final rounds and the artifact
+    reserve = 0.25 * opts.time_budget_s  # kept for the final rounds and the artifact
     baseline = Candidate(Recipe(), baseline=True)
     queue = [baseline, *space.candidates]
     screened: list[tuple[Candidate, dict]] = []
@@ -336,8 +328,9 @@ def _write_best(search: Search, candidate: Candidate, report: dict) -> Path:
     from genfast.tuning.artifact import write_artifact
     from genfast.tuning.prefix_cache import load_candidate
 
-    original = load(search.source)
-    handle = load_candidate(search.source, original, candidate.recipe, search.cache_dir)
+    device = search.options.space.device
+    original = load(search.source, device=device)
+    handle = load_candidate(search.source, original, candidate.recipe, search.cache_dir, device=device)
     r = candidate.recipe
     applied = Recipe(steps=recipe_of(handle.model), backend=r.backend, precision=r.precision, threads=r.threads,
                      max_running=r.max_running if search.options.objective == "throughput" else None)
