@@ -89,7 +89,9 @@ def main() -> None:
     parser.add_argument("--budget", nargs="+", default=["8m", "20m"], help="tune's --time-budget, per model")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    results = [run(m, b, args.rounds) for m, b in zip(args.models, args.budget)]
+    if len(args.budget) != len(args.models):
+        parser.error("give one --budget per model")
+    results = [run(m, b, args.rounds) for m, b in zip(args.models, args.budget, strict=True)]
     rows = []
     for r in results:
         c = r["tune_vs_hand"]

@@ -112,7 +112,8 @@ def test_an_interrupted_distillation_resumes_and_its_output_is_marked(sig, code,
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("Error: Interrupted") and "distillation checkpoint" in last and "resume" in last
+    word = "Terminated" if sig == signal.SIGTERM else "Interrupted"
+    assert last.startswith(f"Error: {word}") and "distillation checkpoint" in last and "resume" in last
     assert (out / ".genfast-incomplete").exists()
     with pytest.raises(ModelLoadError, match="never finished"):
         load(str(out))
@@ -122,3 +123,19 @@ def test_an_interrupted_distillation_resumes_and_its_output_is_marked(sig, code,
     assert "resumed distillation at step" in again.stderr
     assert not (out / ".genfast-incomplete").exists() and not (out / ".distill").exists()
     assert json.loads((out / "recipe.json").read_text())["steps"][1]["steps"] == 400
+
+
+@pytest.mark.parametrize("edit, says", [
+    ({"threads": "abc"}, "threads must be a whole number"),
+    ({"steps": "notalist"}, "steps must be a list of mappings"),
+    ({"steps": [{"technique": "Int8WeightOnly"}]}, "do not match"),
+])
+def test_a_hand_edited_recipe_is_one_clear_line(edit, says, tiny_dirs, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = run_cli(["optimize", "--model", str(tiny_dirs["llama"]), "-o", str(out), "--prune", "ffn=0.25",
+                            "--max-ppl-increase", "100%", *FAST], capsys)
+    assert code == 0, err
+    recipe = json.loads((out / "recipe.json").read_text())
+    (out / "recipe.json").write_text(json.dumps({**recipe, **edit}))
+    code, _, err = run_cli(["profile", "--model", str(out), "-p", "8", "-n", "4", "--repeats", "1"], capsys)
+    assert code == 1 and says in err and "unexpected" not in err, err

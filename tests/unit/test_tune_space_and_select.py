@@ -72,3 +72,55 @@ def test_durations():
     assert parse_duration("20m") == 1200 and parse_duration("90") == 90 and parse_duration("1.5h") == 5400
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize("options, says", [
+    (SpaceOptions(threads=[0]), "--threads must be at least 1"),
+    (SpaceOptions(backends=["nosuch"]), "Unknown backend 'nosuch'"),
+    (SpaceOptions(backends=["hf"]), "baseline"),
+    (SpaceOptions(prune=["ffn=1.5"]), "fraction"),
+    (SpaceOptions(heal_steps=-1), "steps >= 1"),
+])
+def test_space_options_are_checked_before_any_work(options, says):
+    with pytest.raises(ConfigError, match=says):
+        options.validate()
+
+
+def test_damaged_trial_records_are_skipped_and_counted(tmp_path):
+    from genfast.tuning.records import TrialLog
+
+    log = TrialLog(tmp_path / "trials.jsonl")
+    good = {"key": "k", "status": "timed", "baseline": False, "label": "x", "recipe": {}, "screen": {"tpot_s": 0.1}}
+    log.append(good)
+    with log.path.open("a") as f:
+        f.write('[1, 2, 3]\n{"key": "j", "status": "timed"}\n{"key": "n", "status": "timed", "baseline": false, '
+                '"label": "y", "recipe": {}, "screen": {"tpot_s": -1}}\n{"torn": \n')
+    assert log.load() == {"k": good} and log.damaged == 4
+
+
+def test_a_model_inside_the_output_is_refused(tmp_path):
+    from genfast.tuning.artifact import check_output_dir
+
+    (tmp_path / "out" / "best").mkdir(parents=True)
+    (tmp_path / "out" / "trials.jsonl").write_text("")
+    with pytest.raises(ConfigError, match="lies inside the output"):
+        check_output_dir(tmp_path / "out", tmp_path / "out" / "best", marker="trials.jsonl")
+
+
+def test_a_winner_slower_than_generate_is_not_called_a_winner():
+    from genfast.report.tune_report import answer_line
+
+    report = {"objective": {"metric": "tpot_s", "name": "latency"},
+              "winner": {"label": "torch fp32", "value": 0.04, "quality": None, "runner_up": None,
+                         "vs_generate": {"ratio": 0.13, "ci95": [0.01, 0.9], "rounds": 3, "tie": False},
+                         "beats_generate": False}}
+    line = answer_line(report)
+    assert line.startswith("Nothing beat transformers' generate()") and "keep the original" in line
+
+
+def test_diagnosis_says_slower_when_it_is():
+    reference = {"build": {"weight_bytes_per_step": 100}, "status": "timed", "baseline": False}
+    slow = {"status": "timed", "baseline": False, "recipe": {"backend": "torch"}, "speedup_vs_reference": 0.61,
+            "build": {"weight_bytes_per_step": 50, "warnings": []}, "screen": {"roofline_fraction": 0.5}}
+    assert select.diagnosis(slow, reference, decode_bound=False).startswith("slower than")
+    assert select.diagnosis({**slow, "speedup_vs_reference": 1.0}, reference, decode_bound=False).startswith("about")

@@ -9,6 +9,7 @@ from pathlib import Path
 from genfast.backends.base import Capabilities, require_cpu, require_modules
 from genfast.models.handle import ModelHandle
 
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
     capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "int8"), extra="onnx")

@@ -10,6 +10,7 @@ from pathlib import Path
 from genfast.backends.base import Capabilities, require_cpu, require_modules
 from genfast.models.handle import ModelHandle
 
+
 class OpenVINOBackend:
     name = "openvino"
     capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "int8", "int4"),

@@ -35,12 +35,12 @@ def optimize(
     threads: int | None = typer.Option(None),
 ) -> None:
     """Compress, verify against the original with your budget, profile before/after, write out/."""
-    from genfast.tuning.optimize import optimize as run_optimize
     from genfast.compress.recipe import Recipe, parse_prune, parse_quantize
     from genfast.errors import ConfigError
     from genfast.profiling.workload import Workload
     from genfast.quality.budget import QualityBudget
     from genfast.report.optimize_report import comparison_rows
+    from genfast.tuning.optimize import optimize as run_optimize
 
     quiet_libraries()
     set_threads(threads)

@@ -34,10 +34,9 @@ def serve(
     max_replicas: int = typer.Option(1, help="--ray: autoscaling upper bound."),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
+    from genfast.models.loading import recipe_runtime_options
     from genfast.serving.scheduler import SchedulerConfig
     from genfast.serving.server import ServeConfig, run
-
-    from genfast.models.loading import recipe_runtime_options
 
     quiet_libraries()
     recorded = recipe_runtime_options(model)

@@ -55,7 +55,7 @@ def tune(
     from genfast.profiling.workload import Workload
     from genfast.quality.budget import QualityBudget
     from genfast.report.tune_report import answer_line
-    from genfast.tuning.search import TuneOptions
+    from genfast.tuning.search import TuneOptions, check_tune_output
     from genfast.tuning.search import tune as run_tune
     from genfast.tuning.space import SpaceOptions
 
@@ -69,17 +69,19 @@ def tune(
         space=SpaceOptions(backends=backend or None, prune=[] if no_prune else prune, heal_steps=heal_steps,
                            heal_minutes=heal_minutes, threads=threads or None, device=device),
         finalists=finalists, rounds=rounds)
+    options.validate()  # bad options and outputs fail as one line, before any progress bar is drawn
+    check_tune_output(out, model)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err_console, transient=False) as bar:
-        task = bar.add_task("reading the space", total=None)
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("loading the model and reading the space", total=0)
 
         def show(event: dict) -> None:
             phase = event["phase"]
             if phase == "space":
-                bar.console.print(f"{event['candidates']} candidates; left out:", highlight=False)
+                bar.console.print(f"{event['candidates']} candidates; left out:", highlight=False, soft_wrap=True)
                 for x in event["left_out"]:
-                    bar.console.print(f"  - {x['axis']}: {x['reason']}", highlight=False)
+                    bar.console.print(f"  - {x['axis']}: {x['reason']}", highlight=False, soft_wrap=True)
             elif phase == "screen":
                 best = f" · best so far: {event['best']}" if event["best"] else ""
                 bar.update(task, total=event["total"], completed=event["index"] - 1,
@@ -92,9 +94,10 @@ def tune(
                 bar.update(task, description=f"writing the winner: {event['label']}")
 
         report = run_tune(model, out, options, progress=show)
-    console.print(answer_line(report), highlight=False)
-    console.print(f"Report: {out / 'report.md'} (and report.json, pareto.png, trials.jsonl)", highlight=False)
+    console.print(answer_line(report), highlight=False, soft_wrap=True)
+    console.print(f"Report: {out / 'report.md'} (and report.json, pareto.png, trials.jsonl)", highlight=False,
+                  soft_wrap=True)
     if report["winner"] is None:
         sys.exit(BUDGET_FAILED_EXIT)
     console.print(f"Artifact: {report['winner']['artifact']}  (serve it: genfast serve --model "
-                  f"{report['winner']['artifact']})", highlight=False)
+                  f"{report['winner']['artifact']})", highlight=False, soft_wrap=True)

@@ -131,15 +131,31 @@ def resolve_model_path(source: str) -> Path:
 
 
 def _read_recipe(path: Path) -> dict:
-    """The artifact's recipe.json ({} for a plain model directory)."""
+    """The artifact's recipe.json ({} for a plain model directory), its fields checked."""
     recipe_file = path / "recipe.json"
     if not recipe_file.is_file():
         return {}
+    hint = "Restore it from the artifact's report.json, or re-create the artifact."
     try:
-        return json.loads(recipe_file.read_text())
+        recipe = json.loads(recipe_file.read_text())
     except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{recipe_file} is not valid JSON ({exc.msg}).",
-                             "Restore it from the artifact's report.json, or re-create the artifact.") from None
+        raise ModelLoadError(f"{recipe_file} is not valid JSON ({exc.msg}).", hint) from None
+    steps = recipe.get("steps", []) if isinstance(recipe, dict) else None
+    if not isinstance(steps, list) or not all(isinstance(s, dict) and "technique" in s for s in steps):
+        raise ModelLoadError(f"{recipe_file}: steps must be a list of mappings with a technique.", hint)
+    for name in ("threads", "max_running"):
+        value = recipe.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ModelLoadError(f"{recipe_file}: {name} must be a whole number >= 1 or null, got {value!r}.", hint)
+    return recipe
+
+
+def _load_failure(exc: BaseException) -> str:
+    """The useful part of a loading error: torch's state-dict errors put it on the line after a colon."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] + (" " + lines[1] if lines[0].endswith(":") and len(lines) > 1 else "")
 
 
 def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelHandle:
@@ -164,7 +180,9 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     except GenfastError:
         raise
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/RuntimeError
-        raise ModelLoadError(f"Could not load the model in {path}: {_first_line(exc)}") from None
+        hint = ("Its weights do not match its recipe.json: re-create the artifact rather than editing recipe.json."
+                if recipe else None)
+        raise ModelLoadError(f"Could not load the model in {path}: {_load_failure(exc)[:400]}", hint) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001

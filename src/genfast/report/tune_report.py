@@ -36,8 +36,12 @@ def answer_line(report: dict) -> str:
     tie = (w["runner_up"] or {}).get("comparison") or {}
     note = ""
     if tie.get("tie"):
-        note = f" (a tie with {w['runner_up']['label']}" + (", the simpler one kept)" if tie.get("simpler_kept") else ")")
+        kept = ", the simpler one kept" if tie.get("simpler_kept") else ""
+        note = f" (a tie with {w['runner_up']['label']}{kept})"
     change = w["quality"]["ppl_increase"]["value"] if w["quality"] else 0.0
+    if w.get("beats_generate") is False:
+        return (f"Nothing beat transformers' generate() here: the best candidate, {w['label']}, ran at{speed} "
+                f"so keep the original (was the machine busy? rerun on a quiet one).")
     return (f"Winner: {w['label']}{note}: {format_value(w['value'], metric)} {report['objective']['name']},{speed} "
             f"perplexity {change:+.2%}.")
 
@@ -67,8 +71,8 @@ def trial_rows(report: dict) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["candidate", "status", "perplexity change (95% CI)", "KL", "top-1", "objective", "TTFT ms", "TPOT ms",
-           "roofline", "peak RSS MiB", "weights MB/step", "diagnosis"]
+HEADERS = ["candidate", "status", "perplexity change (95% CI)", "KL", "top-1", "objective (final rounds, else screen)",
+           "screen TTFT ms", "screen TPOT ms", "screen roofline", "peak RSS MiB", "weights MB/step", "diagnosis"]
 
 
 def pareto_plot(report: dict, path: Path) -> Path:
@@ -131,10 +135,13 @@ def write_tune_report(report: dict, directory: Path) -> Path:
     ]
     if w and w["runner_up"] and w["runner_up"]["comparison"]:
         c = w["runner_up"]["comparison"]
-        parts.append(f"Against the runner-up ({w['runner_up']['label']}): {c['ratio']:.3f}x (95% CI "
-                     f"{c['ci95'][0]:.3f}-{c['ci95'][1]:.3f}, paired over {c['rounds']} rounds)"
-                     + (": **a tie** within the noise" + (", so the simpler candidate is the answer." if
-                                                          c.get("simpler_kept") else ".") if c["tie"] else "."))
+        verdict = "."
+        if c["tie"]:
+            verdict = (": **a tie** within the noise, so the simpler candidate is the answer." if c.get("simpler_kept")
+                       else ": **a tie** within the noise.")
+        parts.append(f"Speed against the runner-up ({w['runner_up']['label']}): {c['ratio']:.3f}x (95% CI "
+                     f"{c['ci95'][0]:.3f}-{c['ci95'][1]:.3f}, paired over {c['rounds']} rounds; above 1: the "
+                     f"answer is faster){verdict}")
     if report["over_budget"]:
         o = report["over_budget"]
         parts.append(f"Outside the budget: {o['label']} ({'; '.join(o['failures'])}); {o['note']}.")

@@ -23,6 +23,9 @@ def check_output_dir(out_dir: Path, source_path: Path, marker: str = "recipe.jso
     if out == src or src in out.parents:
         raise ConfigError(f"The output {out_dir} is inside the original model's directory {source_path}.",
                           "Choose another -o directory: the original files are never modified.")
+    if out in src.parents:
+        raise ConfigError(f"The model {source_path} lies inside the output {out_dir}, which would be written over.",
+                          "Choose an -o directory outside the model's, or copy the model elsewhere first.")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out_dir} is a file, not a directory.", "Choose an empty or new -o directory.")
     if out.exists() and any(out.iterdir()) and not (out / marker).exists() and not (out / INCOMPLETE).exists():
@@ -35,9 +38,21 @@ def check_output_dir(out_dir: Path, source_path: Path, marker: str = "recipe.jso
         raise ConfigError(f"Cannot write to {parent}.", "Choose an -o directory you can write to.")
 
 
+def make_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir``; an OS refusal (a read-only or virtual file system) is one ConfigError line."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".genfast-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"Cannot write to {out_dir}: {exc.strerror or exc}.",
+                          "Choose an -o directory you can write to.") from None
+
+
 def begin_output(out_dir: Path) -> None:
     """Create ``out_dir`` marked as incomplete until :func:`finish_output`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     (out_dir / INCOMPLETE).write_text("genfast is writing this directory; it is not a finished artifact yet.\n")
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from genfast.compress.api import recipe_of
 from genfast.compress.recipe import Recipe
+from genfast.errors import Interrupted, Terminated
 from genfast.models.handle import ModelHandle
 from genfast.profiling import memory
 from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
 from genfast.tuning import trial
-from genfast.errors import Interrupted, Terminated
 from genfast.tuning.artifact import begin_output, check_output_dir, finish_output, write_artifact
 
 SCHEMA = "genfast.optimize/1"
@@ -74,11 +74,11 @@ def optimize(source: str, recipe: Recipe, out_dir: Path, budget: QualityBudget |
 
 def _interrupted(out_dir: Path, terminated: bool) -> Interrupted:
     """What an interrupted optimize kept: the distillation checkpoint, if one was written."""
-    kept = out_dir / ".distill" / "distill.pt"
+    kept, what = out_dir / ".distill" / "distill.pt", "Terminated" if terminated else "Interrupted"
     if kept.exists():
-        return Interrupted(f"Interrupted; the distillation checkpoint {kept} is kept.",
+        return Interrupted(f"{what}; the distillation checkpoint {kept} is kept.",
                            "Run the same command again to resume from it.", terminated)
-    return Interrupted(f"Interrupted; {out_dir} is marked incomplete.", "Run the same command again.", terminated)
+    return Interrupted(f"{what}; {out_dir} is marked incomplete.", "Run the same command again.", terminated)
 
 
 def _run(source: str, recipe: Recipe, original: ModelHandle, candidate: ModelHandle, configs: list,

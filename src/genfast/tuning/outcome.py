@@ -42,7 +42,7 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
         r["speedup_vs_reference"] = (None if not (ref_value and mine) else
                                      (mine / ref_value if higher else ref_value / mine))
     for r in records:
-        r["diagnosis"] = select.diagnosis(r, reference)
+        r["diagnosis"] = select.diagnosis(r, reference, decode_bound=opts.objective == "latency")
 
     in_budget = [r for r in records if r["status"] == "timed" and not r["baseline"] and r["value"] is not None]
     finalists = [r for r in in_budget if r["final_rounds"]] or in_budget
@@ -57,6 +57,7 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
                 winner, runner_up = runner_up, winner  # within the noise: the simpler one
                 vs_runner = select.paired_speedup(winner["final_rounds"], runner_up["final_rounds"], higher)
                 vs_runner["simpler_kept"] = True
+        winner["diagnosis"] = None  # the answer needs no excuse
         base_rounds = _final_values(final, base_record["key"], metric)
         if winner["final_rounds"] and base_rounds:
             vs_generate = select.paired_speedup(winner["final_rounds"], base_rounds, higher)
@@ -85,7 +86,10 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
         "winner": None if winner is None else {
             "key": winner["key"], "label": winner["label"], "recipe": winner["recipe"], "value": winner["value"],
             "quality": winner["quality"], "screen": winner["screen"],
-            "vs_generate": vs_generate, "generate_value": (statistics.median(_final_values(final, base_record["key"],
+            "vs_generate": vs_generate,
+            "beats_generate": None if not vs_generate else (
+                vs_generate["ratio"] > 1 if vs_generate["ci95"] is None else vs_generate["ci95"][1] > 1),
+            "generate_value": (statistics.median(_final_values(final, base_record["key"],
                                                                                             metric))
                                                            if _final_values(final, base_record["key"], metric)
                                                            else search.value(base_record)),

@@ -35,17 +35,25 @@ def trial_key(context: dict, candidate) -> str:
 class TrialLog:
     """``trials.jsonl``: appended after every measurement, so an interrupted search keeps its work."""
 
+    REQUIRED = ("key", "status", "baseline")
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.damaged = 0
+        """Lines of the last load that were not records (a torn write, a hand edit): skipped."""
 
     def load(self) -> dict[str, dict]:
-        """The latest record of each key (a torn last line from a kill is ignored)."""
+        """The latest record of each key; damaged lines are skipped and counted in ``damaged``."""
         records: dict[str, dict] = {}
+        self.damaged = 0
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            for line in self.path.read_text(errors="replace").splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
+                    record = None
+                if not _well_formed(record):
+                    self.damaged += bool(line.strip())
                     continue
                 records[record["key"]] = record
         return records
@@ -55,3 +63,15 @@ class TrialLog:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def _well_formed(record) -> bool:
+    """A record this version wrote: the fields the search reads, of the types it reads them as."""
+    if not isinstance(record, dict) or not all(k in record for k in TrialLog.REQUIRED):
+        return False
+    if record["status"] == "final":
+        return isinstance(record.get("rounds"), dict)
+    timing = record.get("screen")
+    return isinstance(record.get("recipe"), dict) and isinstance(record.get("label"), str) and (
+        timing is None or (isinstance(timing, dict) and all(
+            v is None or (isinstance(v, (int, float)) and v >= 0) for v in timing.values())))

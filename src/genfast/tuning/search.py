@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from genfast.errors import ConfigError, Interrupted, Terminated
 from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
+from genfast.tuning.artifact import check_output_dir, make_output_dir
 from genfast.tuning.outcome import SCHEMA, build_report
 from genfast.tuning.records import TrialLog, context_of, trial_key
 from genfast.tuning.space import Candidate, SpaceOptions, build_space, thread_counts, variants
@@ -77,12 +79,14 @@ class TuneOptions:
         if len(self.workload.prompt_lens) != 1 or self.workload.batch_sizes != [1]:
             raise ConfigError("tune measures one prompt length at batch 1 (throughput: --concurrency).",
                               "Give one --prompt-len.")
+        self.space.validate()
 
 
 class Search:
     """One search's state: its options, the records so far, the clock and the workers alive."""
 
-    def __init__(self, source: str, out_dir: Path, options: TuneOptions, progress: Callable[[dict], None]) -> None:
+    def __init__(self, source: str, out_dir: Path, options: TuneOptions, progress: Callable[[dict], None],
+                 start: float | None = None) -> None:
         from genfast.tuning.prefix_cache import source_fingerprint
 
         self.source, self.out, self.options, self.progress = source, out_dir, options, progress
@@ -90,8 +94,14 @@ class Search:
         self.context = context_of(source_fingerprint(source), options)
         self.log = TrialLog(out_dir / TRIALS)
         self.records = self.log.load()
+        if self.log.damaged:
+            import warnings
+
+            warnings.warn(f"{self.log.damaged} damaged lines of {self.log.path} were skipped; those trials "
+                          "run again.", stacklevel=2)
         self.cache_dir = out_dir / ".cache"
-        self.start = time.monotonic()
+        self.start = start or time.monotonic()
+        self.spent: list[float] = []  # wall seconds of this run's trials, to judge whether one more fits
         self.workers: list[Worker] = []
         self.reused = 0
 
@@ -101,6 +111,11 @@ class Search:
 
     def remaining(self) -> float:
         return self.options.time_budget_s - self.elapsed()
+
+    def fits(self, keep: float) -> bool:
+        """Whether one more trial (as long as this run's median so far) leaves ``keep`` seconds."""
+        typical = statistics.median(self.spent) if self.spent else 0.0
+        return self.remaining() - typical >= keep
 
     # --- one screening trial -------------------------------------------------------------------
     def key(self, candidate: Candidate) -> str:
@@ -154,6 +169,7 @@ class Search:
         finally:
             self._release(worker)
         record["elapsed_s"] = time.monotonic() - started
+        self.spent.append(record["elapsed_s"])
         self.log.append(record)
         self.records[key] = record
         return record
@@ -194,7 +210,8 @@ class Search:
             return old
         per_round = sum((opts.round_repeats + 1) * (r["screen"] or {}).get("e2e_s", 1.0) for _, r in finalists)
         builds = sum((r["build"] or {}).get("build_s", 5.0) for _, r in finalists)
-        affordable = int((self.remaining() - builds) / max(per_round, 1e-3))
+        artifact = max((r["build"] or {}).get("build_s", 5.0) for _, r in finalists)  # the winner, rebuilt
+        affordable = int((self.remaining() - builds - artifact) / max(per_round, 1e-3))
         rounds = min(opts.rounds, affordable)
         if rounds < 2:
             return {"key": final_key, "stage": "final", "rounds": {}, "skipped": "the time budget ran out"}
@@ -212,6 +229,8 @@ class Search:
             values: dict[str, list[dict]] = {k: [] for k in workers}
             order = list(workers)
             for r in range(rounds):
+                if r >= 2 and self.remaining() < artifact:  # slower than estimated: stop on time
+                    break
                 self.progress({"phase": "final", "stage": "round", "index": r + 1, "total": rounds, "label": None})
                 for k in order[r % len(order):] + order[:r % len(order)]:  # rotate who goes first
                     time.sleep(0.2)  # let the previous process's spinning threads go idle
@@ -243,7 +262,6 @@ def select_failures(budget: QualityBudget, quality: dict | None) -> list[str]:
 def check_tune_output(out_dir: Path, source: str) -> None:
     """Before any work: the output is ours (or new) and can be written."""
     from genfast.models.loading import resolve_model_path
-    from genfast.tuning.artifact import check_output_dir
 
     check_output_dir(out_dir, resolve_model_path(source), marker=TRIALS)
 
@@ -254,6 +272,7 @@ def tune(source: str = "demo", out_dir: str | Path = "tuned", options: TuneOptio
     trials.jsonl}``; returns the report. Rerunning with the same arguments resumes."""
     from genfast.models.loading import load
 
+    start = time.monotonic()
     options = options or TuneOptions()
     out = Path(out_dir)
     options.validate()
@@ -262,16 +281,20 @@ def tune(source: str = "demo", out_dir: str | Path = "tuned", options: TuneOptio
     options.workload.validate(original.context_length)
     space = build_space(original.model, options.space)
     del original
-    out.mkdir(parents=True, exist_ok=True)
+    if not space.candidates:
+        reasons = "; ".join(f"{x['axis']}: {x['reason']}" for x in space.left_out[:3])
+        raise ConfigError(f"No candidate can run here ({reasons}).", "Widen --backend or install a backend extra.")
+    make_output_dir(out)
     (out / TRIALS).touch()
-    search = Search(source, out, options, progress)
+    search = Search(source, out, options, progress, start)
     progress({"phase": "space", "candidates": len(space.candidates), "left_out": space.left_out})
     try:
         return _run(search, space)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI
         search.close()
         done = sum(1 for r in search.log.load().values() if r.get("status") != "final")
-        raise Interrupted(f"Interrupted: {done} trials are kept in {out / TRIALS}.",
+        what = "Terminated" if isinstance(exc, Terminated) else "Interrupted"
+        raise Interrupted(f"{what}: {done} trials are kept in {out / TRIALS}.",
                           "Run the same command again to resume from them.",
                           terminated=isinstance(exc, Terminated)) from None
     finally:
@@ -288,7 +311,7 @@ def _run(search: Search, space) -> dict:
     screened: list[tuple[Candidate, dict]] = []
     not_tried: list[str] = []
     for i, candidate in enumerate(queue):
-        if search.remaining() < reserve and not search.records.get(search.key(candidate)):
+        if not search.fits(reserve) and not search.records.get(search.key(candidate)):
             not_tried += [c.label for c in queue[i:] if not search.records.get(search.key(c))]
             break
         screened.append((candidate, search.screen(candidate, i + 1, len(queue))))
@@ -297,7 +320,7 @@ def _run(search: Search, space) -> dict:
     threads = thread_counts(opts.space.threads)
     extra = [v for r in leaders for v in variants(_candidate(r), r["key"], opts.objective, threads, opts.concurrency)]
     for i, candidate in enumerate(extra):
-        if search.remaining() < reserve / 2 and not search.records.get(search.key(candidate)):
+        if not search.fits(reserve / 2) and not search.records.get(search.key(candidate)):
             not_tried += [c.label for c in extra[i:]]
             break
         screened.append((candidate, search.screen(candidate, len(queue) + i + 1, len(queue) + len(extra))))

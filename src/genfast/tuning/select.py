@@ -27,13 +27,16 @@ def paired_speedup(fast: list[float], slow: list[float], higher_is_better: bool,
     """How many times faster ``fast`` is than ``slow``, from per-round values measured in the same
     rounds: the geometric mean of the per-round ratios with a bootstrap 95 % CI over rounds."""
     n = min(len(fast), len(slow))
-    logs = [math.log(f / s if higher_is_better else s / f) for f, s in zip(fast[:n], slow[:n])]
+    logs = [math.log(f / s if higher_is_better else s / f) for f, s in zip(fast[:n], slow[:n], strict=True)]
     est = bootstrap(lambda i: math.exp(sum(logs[j] for j in i) / len(i)), n, resamples=2000, seed=seed)
     return {"ratio": est.value, "ci95": [est.low, est.high], "rounds": n, "tie": est.low <= 1.0 <= est.high}
 
 
-def diagnosis(record: dict, reference: dict | None) -> str | None:
-    """Why a candidate did not beat ``reference`` (genfast's plain fp32 engine), in one line; None if it did."""
+def diagnosis(record: dict, reference: dict | None, decode_bound: bool = True) -> str | None:
+    """Why a candidate did not beat ``reference`` (genfast's plain fp32 engine), in one line; None if it did.
+
+    ``decode_bound``: the objective times decode steps (latency), so bytes per step and the roofline
+    explain it; for ttft and throughput only failures, fallbacks and the ratio are said."""
     if record["status"] == "failed":
         error = record.get("error", "")
         kind = "compile failure" if "compile" in error.lower() or record["recipe"]["backend"] == "torch-compile" \
@@ -48,6 +51,8 @@ def diagnosis(record: dict, reference: dict | None) -> str | None:
     if fallbacks:
         return f"kernel fallback: {fallbacks[0]}"
     timing = record["screen"]
+    if not decode_bound:
+        return _slower_or_same(speed)
     if (timing.get("tokenize_share") or 0) > 0.2:
         return f"tokenizer-bound: tokenizing is {timing['tokenize_share']:.0%} of the request"
     ref = reference["build"]["weight_bytes_per_step"]
@@ -59,4 +64,10 @@ def diagnosis(record: dict, reference: dict | None) -> str | None:
     if roofline is not None and roofline < 0.3:
         return (f"overhead-bound: {roofline:.0%} of its bandwidth roofline; the step's time goes to compute "
                 "(unpacking, conversions) and dispatch, not to reading weights")
-    return f"about the same as the reference ({speed:.2f}x)"
+    return _slower_or_same(speed)
+
+
+def _slower_or_same(speed: float) -> str:
+    if speed < 0.95:
+        return f"slower than genfast's plain fp32 engine ({speed:.2f}x)"
+    return f"about the same as genfast's plain fp32 engine ({speed:.2f}x)"

@@ -91,6 +91,30 @@ class SpaceOptions:
     """Where the model runs (``cpu``, ``cuda``...): one device per search."""
 
 
+    def validate(self) -> None:
+        """Every option checked before any work, naming the bad value and the fix."""
+        from genfast.backends.registry import backend_names
+        from genfast.compress.distill import Distill
+        from genfast.compress.recipe import step_config
+        from genfast.errors import ConfigError
+
+        for name in self.backends or []:
+            if name == "hf":
+                raise ConfigError("The hf backend is the baseline tune measures every candidate against.",
+                                  "Leave it out of --backend.")
+            if name not in backend_names():
+                raise ConfigError(f"Unknown backend {name!r}.", f"Use one of: {', '.join(backend_names())}.")
+        for n in self.threads or []:
+            if n < 1:
+                raise ConfigError(f"--threads must be at least 1, got {n}.")
+        for spec in self.prune:
+            step_config(parse_prune(spec))  # a fraction outside [0, 1) fails here, not as a skipped trial
+        if self.prune:
+            Distill(steps=self.heal_steps, max_minutes=self.heal_minutes).validate()
+            if self.heal_minutes <= 0:
+                raise ConfigError(f"--heal-minutes must be positive, got {self.heal_minutes}.")
+
+
 @dataclass
 class Space:
     candidates: list[Candidate]
