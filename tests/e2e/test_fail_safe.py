@@ -139,3 +139,13 @@ def test_a_hand_edited_recipe_is_one_clear_line(edit, says, tiny_dirs, tmp_path,
     (out / "recipe.json").write_text(json.dumps({**recipe, **edit}))
     code, _, err = run_cli(["profile", "--model", str(out), "-p", "8", "-n", "4", "--repeats", "1"], capsys)
     assert code == 1 and says in err and "unexpected" not in err, err
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_profile_exits_130_on_ctrl_c_and_143_on_sigterm(sig, code, word, tiny_dirs):
+    proc = _genfast("profile", "--model", str(tiny_dirs["gpt2"]), "-p", "8", "-n", "200", "--repeats", "500")
+    time.sleep(8)  # past start-up, inside the measurement
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1].startswith(f"Error: {word}")

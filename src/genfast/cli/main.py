@@ -64,12 +64,16 @@ def _usage_line(exc: Exception, args: list[str]) -> str:
     return f"Error: {message}. Hint: see `{where}` for the options."
 
 
+_SIGTERM_SEEN: list[bool] = []  # typer turns the interrupt into Abort or a return code, losing its kind
+
+
 def _on_sigterm(signum, frame) -> None:
+    _SIGTERM_SEEN.append(True)
     raise Terminated()
 
 
 def _interrupted(exc: BaseException) -> None:
-    terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+    terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated) or bool(_SIGTERM_SEEN)
     _print_error(f"Error: {'terminated' if terminated else 'interrupted'}; nothing was kept. "
                  "Hint: run the command again.")
     sys.exit(TERMINATED_EXIT if terminated else INTERRUPTED_EXIT)
