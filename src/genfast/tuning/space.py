@@ -38,7 +38,8 @@ class Candidate:
         r = self.recipe
         parts = [_step_label(s) for s in r.steps]
         text = " + ".join(parts + [f"{r.backend} {r.precision}" if r.precision != "fp32" or not parts else r.backend])
-        extras = [f"{r.threads} threads" if r.threads else "", f"max_running {r.max_running}" if r.max_running else ""]
+        extras = [f"{r.threads} thread{'s' if r.threads != 1 else ''}" if r.threads else "",
+                  f"max_running {r.max_running}" if r.max_running else ""]
         return ", ".join([text, *filter(None, extras)])
 
     @property
