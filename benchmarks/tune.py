@@ -79,6 +79,8 @@ def run(model: str, budget: str, rounds: int) -> dict:
     return {"model": model, "budget": budget, "tune_wall_s": wall, "answer": proc.stdout.strip().splitlines()[0],
             "winner": winner["label"], "winner_quality": winner["quality"], "vs_generate": winner["vs_generate"],
             "trials": len(report["trials"]), "not_tried": report["not_tried"],
+            "rejected": {r["label"]: r["failures"] for r in report["trials"] if r["status"] == "rejected"},
+            "runner_up": winner["runner_up"],
             "hand_pick": Candidate(picks["hand"]).label, "tpot_s": values,
             "tune_vs_hand": paired_speedup(values["tune"], values["hand"], higher_is_better=False)}
 

@@ -65,6 +65,7 @@ def test_a_rerun_resumes_without_timing_again(strict_run, tiny_dirs):
 def test_a_looser_budget_reuses_quality_and_times_what_it_now_admits(strict_run, tiny_dirs):
     out, first = strict_run
     rejected = {r["key"]: r for r in _lines(out / TRIALS) if r.get("status") == "rejected"}
+    assert rejected  # the strict run rejected the quantized candidates; the loop below checks them
     report = tune(str(tiny_dirs["llama"]), out, _options(max_ppl_increase=1.0))
     # which candidate wins a 64-wide model is down to noise (and a tie goes to fp32, the simplest);
     # what must hold is that the choice now ranges over the newly admitted candidates

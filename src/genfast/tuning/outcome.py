@@ -34,10 +34,10 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
         return statistics.median(values) if values else search.value(record)
 
     reference = next((r for r in records if _is_plain_torch(r) and r["status"] == "timed"), None)
+    ref_value = search.value(reference) if reference else None
     for r in records:
         r["value"] = value(r)
         r["final_rounds"] = _final_values(final, r["key"], metric)
-        ref_value = search.value(reference) if reference else None
         mine = search.value(r)
         r["speedup_vs_reference"] = (None if not (ref_value and mine) else
                                      (mine / ref_value if higher else ref_value / mine))
@@ -48,6 +48,7 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
     finalists = [r for r in in_budget if r["final_rounds"]] or in_budget
     finalists.sort(key=lambda r: -r["value"] if higher else r["value"])
     winner = runner_up = vs_runner = vs_generate = None
+    base_rounds = _final_values(final, base_record["key"], metric)
     if finalists:
         winner = finalists[0]
         runner_up = finalists[1] if len(finalists) > 1 else None
@@ -58,7 +59,6 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
                 vs_runner = select.paired_speedup(winner["final_rounds"], runner_up["final_rounds"], higher)
                 vs_runner["simpler_kept"] = True
         winner["diagnosis"] = None  # the answer needs no excuse
-        base_rounds = _final_values(final, base_record["key"], metric)
         if winner["final_rounds"] and base_rounds:
             vs_generate = select.paired_speedup(winner["final_rounds"], base_rounds, higher)
         elif base_record.get("screen") and search.value(base_record) and winner["value"]:
@@ -89,10 +89,7 @@ def build_report(search, screened: list, final: dict | None, left_out: list[dict
             "vs_generate": vs_generate,
             "beats_generate": None if not vs_generate else (
                 vs_generate["ratio"] > 1 if vs_generate["ci95"] is None else vs_generate["ci95"][1] > 1),
-            "generate_value": (statistics.median(_final_values(final, base_record["key"],
-                                                                                            metric))
-                                                           if _final_values(final, base_record["key"], metric)
-                                                           else search.value(base_record)),
+            "generate_value": statistics.median(base_rounds) if base_rounds else search.value(base_record),
             "runner_up": None if runner_up is None else {"label": runner_up["label"], "value": runner_up["value"],
                                                           "comparison": vs_runner}},
         "over_budget": None if over_budget is None else {

@@ -44,7 +44,7 @@ def diagnosis(record: dict, reference: dict | None, decode_bound: bool = True) -
         return f"{kind}: {error}"
     if record["status"] != "timed" or not reference or record is reference or record["baseline"]:
         return None
-    speed, ref = record["speedup_vs_reference"], None
+    speed = record["speedup_vs_reference"]
     if speed is None or speed > 1.05:
         return None
     fallbacks = [w for w in record.get("build", {}).get("warnings", []) if "instead" in w or "eager" in w]

@@ -84,7 +84,8 @@ class Session:
         from genfast.profiling.workload import Workload
         from genfast.tuning import trial
 
-        self.original = None if not self.spec["baseline"] else self.original  # the teacher is done with
+        if not self.spec["baseline"]:
+            self.original = None  # quality is measured: the reference copy is done with
         workload = Workload(**{**self.spec["workload"], "repeats": repeats, "warmup": warmup})
         if self.spec["baseline"]:  # throughput: generate() over the concurrent prompts as one batch
             if self.spec["objective"] == "throughput":
