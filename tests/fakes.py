@@ -13,6 +13,9 @@ POISON = 13  # a prompt containing this token makes prefill raise
 class FakeTokenizer:
     eos_token_id = 0
 
+    def __len__(self) -> int:
+        return VOCAB
+
     def decode(self, ids, skip_special_tokens=True):
         return "".join(chr(ord("a") + (i % 26)) for i in ids if not (skip_special_tokens and i == 0))
 
@@ -45,3 +48,6 @@ class FakeRuntime:
         self.decode_batches.append(len(tokens))
         cache.advance(1)
         return self._logits(tokens), cache
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._logits(ids)  # (batch, seq, vocab)

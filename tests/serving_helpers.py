@@ -14,6 +14,7 @@ from genfast.runtime.torch_runtime import TorchRuntime
 from genfast.serving.app import OpenAIServer
 from genfast.serving.async_engine import AsyncEngine
 from genfast.serving.engine_core import EngineCore
+from genfast.serving.http_limits import HttpLimits, guarded_http_protocol
 from genfast.serving.metrics import ServingMetrics
 from genfast.serving.scheduler import SchedulerConfig
 
@@ -40,13 +41,19 @@ class PoisonableRuntime(TorchRuntime):
 
 
 @contextmanager
-def running_server(model, tokenizer, **scheduler):
+def running_server(model, tokenizer, limits: HttpLimits | None = None, token_healing: bool = True, **scheduler):
+    """A genfast server on 127.0.0.1 in a thread: (base URL, OpenAIServer)."""
     runtime = PoisonableRuntime(model, max_cache_len=256)
     runtime.poison = tokenizer(POISON_TEXT)["input_ids"]
     core = EngineCore(runtime, tokenizer, SchedulerConfig(**scheduler))
-    server = OpenAIServer(AsyncEngine(core, ServingMetrics()), tokenizer, "tiny", request_timeout_s=30)
+    limits = limits or HttpLimits()
+    server = OpenAIServer(AsyncEngine(core, ServingMetrics("tiny")), tokenizer, "tiny", request_timeout_s=30,
+                          limits=limits, token_healing=token_healing)
     port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning"))
+    uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning",
+                                       http=guarded_http_protocol(limits.read_timeout_s),
+                                       timeout_keep_alive=limits.keep_alive_s,
+                                       limit_concurrency=limits.max_connections))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -101,7 +101,7 @@ def test_one_failing_request_fails_alone(server):
     async def both():
         async with httpx.AsyncClient(timeout=30) as client:
             return await asyncio.gather(
-                client.post(f"{base}/v1/completions", json={"prompt": f"x = {POISON_TEXT}", "max_tokens": 5}),
+                client.post(f"{base}/v1/completions", json={"prompt": f"x = {POISON_TEXT} + 1", "max_tokens": 5}),
                 client.post(f"{base}/v1/completions", json={"prompt": "y = 1", "max_tokens": 5, "temperature": 0}))
 
     bad, good = asyncio.run(both())
@@ -131,8 +131,11 @@ def test_metrics_exposes_server_figures(server):
     for name in ("genfast_requests_total", "genfast_ttft_seconds_bucket", "genfast_tpot_seconds",
                  "genfast_e2e_seconds", "genfast_queue_time_seconds", "genfast_running_sequences",
                  "genfast_queued_requests", "genfast_batch_size", "genfast_generated_tokens_total",
-                 "genfast_tokens_per_second", 'genfast_stage_seconds_count{stage="prefill"}',
-                 'stage="tokenize"', 'stage="detokenize"', 'stage="queue"', 'stage="decode"'):
+                 "genfast_tokens_per_second", 'genfast_stage_seconds_count{model_name="tiny",stage="prefill"}',
+                 'stage="tokenize"', 'stage="detokenize"', 'stage="queue"', 'stage="decode"',
+                 "genfast_kv_cache_rows_usage", "genfast_kv_cache_positions_usage",
+                 "genfast_request_prompt_tokens_bucket", "genfast_request_generation_tokens_bucket",
+                 'genfast_http_responses_total{code="200",model_name="tiny"}'):
         assert name in text, name
 
 

@@ -70,3 +70,66 @@ def test_model_that_fails_to_load(tmp_path):
     proc = _start(tmp_path, free_port())
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 1 and err.strip().startswith("Error:") and "no config.json" in err
+
+
+def test_health_is_503_while_loading_and_while_draining(tiny_dirs):
+    port = free_port()
+    proc = _start(tiny_dirs["llama"], port)
+    base = f"http://127.0.0.1:{port}"
+    seen = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and 200 not in seen:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                r = httpx.get(f"{base}/health", timeout=2)
+                seen.append(r.status_code)
+                if r.status_code == 503:
+                    assert r.json() == {"status": "starting"}
+                    early = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
+                    assert early.status_code == 503 and "loading" in early.json()["error"]["message"]
+            except httpx.TransportError:
+                time.sleep(0.02)
+        assert seen[0] == 503 and seen[-1] == 200
+        with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
+                          json={"prompt": "def", "max_tokens": 200, "ignore_eos": True, "temperature": 0,
+                                "stream": True}) as r:
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.1)
+            health = httpx.get(f"{base}/health", timeout=5)
+            refused = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
+            rest = [line[6:] for line in lines if line.startswith("data: ")]
+        assert health.status_code == 503 and health.json() == {"status": "stopping"}
+        assert refused.status_code == 503 and refused.json()["error"]["type"] == "server_error"
+        assert rest[-1] == "[DONE]" and json.loads(rest[-2])["choices"][0]["finish_reason"] == "length"
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sigint_during_the_drain_cuts_streams_with_an_error_event(tiny_dirs):
+    port = free_port()
+    proc = _start(tiny_dirs["llama"], port, "--max-running", "1", "--max-model-len", "256")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
+                          json={"prompt": "def", "max_tokens": 250, "ignore_eos": True, "temperature": 0,
+                                "stream": True}) as r:
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            rest = [line[6:] for line in lines if line.startswith("data: ")]
+        events = [json.loads(e) for e in rest if e != "[DONE]"]
+        assert "error" in events[-1] and "shut down" in events[-1]["error"]["message"]
+        assert proc.wait(timeout=60) == 130
+        err = proc.stderr.read()
+        assert "Error:" in err and "error event" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import torch
 
 from genfast.errors import ConfigError
 from genfast.runtime.sampling import SamplingParams
@@ -90,8 +91,21 @@ def test_limits_are_clear_errors():
         core.add([], greedy(5))
     with pytest.raises(ConfigError, match="max_tokens must be at least 1"):
         core.add([1], greedy(0))
-    core.add([1], greedy(5))
-    core.add([1], greedy(5))
+    with pytest.raises(ConfigError, match="64-bit"):
+        core.add([1], greedy(2, seed=2**70))
+    with pytest.raises(ConfigError, match="outside the vocabulary"):
+        core.add([1], greedy(2, logit_bias={10**6: 1.0}))
+    with pytest.raises(ConfigError, match="presence_penalty"):
+        core.add([1], greedy(2, presence_penalty=3.0))
+
+
+def test_queue_limit_counts_only_requests_beyond_the_free_rows():
+    core, _ = make(max_running=4, max_queued=2)
+    for _ in range(4 + 2):  # four rows free on an idle engine, then two may wait
+        core.add([1], greedy(5))
+    with pytest.raises(QueueFullError, match="Every row is busy"):
+        core.add([1], greedy(5))
+    core.step()  # four admitted: running rows full, two waiting
     with pytest.raises(QueueFullError):
         core.add([1], greedy(5))
 
@@ -141,3 +155,51 @@ def test_seeded_sampling_is_reproducible():
     b = core.add([1], SamplingParams(**params))
     run_all(core)
     assert a.output_ids == b.output_ids
+
+
+def test_logit_bias_forces_and_bans_tokens():
+    core, _ = make()
+    forced = core.add([1], greedy(3, logit_bias={7: 100.0}, ignore_eos=True))
+    banned = core.add([1], greedy(3, logit_bias={2: -100.0}, ignore_eos=True))
+    run_all(core)
+    assert forced.output_ids == [7, 7, 7]
+    assert banned.output_ids[0] != 2
+
+
+def test_frequency_penalty_discourages_repeats():
+    core, _ = make()
+    # the fake model always prefers previous + 1; a bias makes token 7 win everywhere, the penalty
+    # (subtracted per earlier occurrence) takes it back once it has been generated often enough
+    req = core.add([1], greedy(4, logit_bias={7: 2.5}, frequency_penalty=2.0, ignore_eos=True))
+    run_all(core)
+    assert req.output_ids[0] == 7 and req.output_ids[1] != 7
+
+
+def test_logprobs_of_generated_tokens_and_their_alternatives():
+    core, _ = make()
+    req = core.add([1], greedy(3, logprobs=2, ignore_eos=True))
+    run_all(core)
+    assert [lp.token_id for lp in req.logprobs] == req.output_ids == [2, 3, 4]
+    for lp in req.logprobs:
+        assert lp.top[0][0] == lp.token_id and lp.logprob == pytest.approx(lp.top[0][1])
+        assert len(lp.top) == 2 and lp.top[1][1] < lp.top[0][1] <= 0
+
+
+def test_max_tokens_zero_scores_the_prompt_only():
+    core, rt = make()
+    req = core.add([1, 2, 9], SamplingParams(max_tokens=0, prompt_logprobs=1))
+    run_all(core)
+    assert req.output_ids == [] and req.finish_reason == "length" and not rt.decode_batches
+    first, second, third = req.prompt_logprobs
+    assert first.token_id == 1 and first.logprob is None
+    assert second.token_id == 2 and second.top[0][0] == 2  # the fake model predicts 1 -> 2
+    assert third.token_id == 9 and third.logprob < second.logprob
+
+
+def test_first_token_mask_restricts_only_the_first_token():
+    core, _ = make()
+    allowed = torch.zeros(50, dtype=torch.bool)
+    allowed[30] = True
+    req = core.add([1], greedy(3, ignore_eos=True), first_token_mask=allowed)
+    run_all(core)
+    assert req.output_ids == [30, 31, 32]

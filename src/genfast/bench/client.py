@@ -27,10 +27,10 @@ class RequestResult:
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 
 
-async def stream_completion(client: httpx.AsyncClient, url: str, model: str, prompt: str,
+async def stream_completion(client: httpx.AsyncClient, url: str, model: str | None, prompt: str,
                             max_tokens: int, timeout_s: float) -> RequestResult:
     """POST a streamed completion with usage; time first chunk, each chunk, and the end."""
-    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True,
+    body = {**({"model": model} if model else {}), "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True,
             "stream": True, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
     result = RequestResult(ok=False, start=start)

@@ -20,7 +20,8 @@ class LoadConfig:
     """One load test."""
 
     url: str = "http://127.0.0.1:8000"
-    model: str = "demo"
+    model: str | None = None
+    """Sent as ``model``; None: the first model the endpoint's /v1/models lists."""
     concurrency: int | None = 8
     """Requests in flight at once (closed loop). Exactly one of concurrency / rate."""
     rate: float | None = None
@@ -88,6 +89,7 @@ async def run_load(cfg: LoadConfig, prompts_from: PromptSource) -> tuple[list[Re
     prompts = [prompts_from.make(p, rng) for p, _ in specs]
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(limits=limits) as client:
+        cfg.model = cfg.model or await served_model(client, cfg.url)
         for i in range(cfg.warmup_requests):
             await stream_completion(client, cfg.url, cfg.model, prompts[i], specs[i][1], cfg.timeout_s)
         todo = list(zip(prompts[cfg.warmup_requests:], [m for _, m in specs[cfg.warmup_requests:]]))
@@ -98,6 +100,15 @@ async def run_load(cfg: LoadConfig, prompts_from: PromptSource) -> tuple[list[Re
         else:
             results = await _open_loop(client, cfg, todo, deadline, rng)
         return results, time.perf_counter() - start
+
+
+async def served_model(client: httpx.AsyncClient, url: str) -> str | None:
+    """The first model id of ``url``/v1/models, or None when the endpoint does not list any."""
+    try:
+        data = (await client.get(f"{url}/v1/models", timeout=10)).json()["data"]
+        return data[0]["id"] if data else None
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 async def _closed_loop(client, cfg: LoadConfig, todo, deadline) -> list[RequestResult]:

@@ -28,6 +28,15 @@ def serve(
     max_model_len: int | None = typer.Option(None, help="Prompt + output tokens per request (default: context)."),
     default_max_tokens: int = typer.Option(16, help="max_tokens when a request gives none."),
     request_timeout: float = typer.Option(300.0, help="Seconds before a request is ended."),
+    max_request_bytes: int = typer.Option(4 * 1024 * 1024, help="Larger request bodies get HTTP 413."),
+    read_timeout: float = typer.Option(10.0, help="Seconds for a request's headers and body to arrive "
+                                       "(slow clients are disconnected / get 408)."),
+    keep_alive_timeout: float = typer.Option(5.0, help="Seconds an idle connection is kept open."),
+    max_connections: int = typer.Option(512, help="Open connections beyond this get HTTP 503."),
+    token_healing: bool = typer.Option(True, "--token-healing/--no-token-healing",
+                                       help="Heal completion prompts that end mid-token (e.g. a trailing space)."),
+    served_model_name: str | None = typer.Option(None, help="The `model` clients send (default: the model "
+                                                 "directory's name, or demo)."),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: the artifact's recipe, else torch's)."),
     ray: bool = typer.Option(False, "--ray", help="Run as Ray Serve replicas (pip install genfast[ray])."),
     min_replicas: int = typer.Option(1, help="--ray: autoscaling lower bound."),
@@ -35,6 +44,7 @@ def serve(
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
     from genfast.models.loading import recipe_runtime_options
+    from genfast.serving.http_limits import HttpLimits
     from genfast.serving.scheduler import SchedulerConfig
     from genfast.serving.server import ServeConfig, run
 
@@ -51,8 +61,12 @@ def serve(
                                                 max_output_tokens=max_output_tokens,
                                                 batch_wait_s=batch_wait_ms / 1000),
                       max_model_len=max_model_len, default_max_tokens=default_max_tokens,
-                      request_timeout_s=request_timeout)
+                      request_timeout_s=request_timeout, token_healing=token_healing,
+                      served_model_name=served_model_name,
+                      http=HttpLimits(max_request_bytes=max_request_bytes, read_timeout_s=read_timeout,
+                                      keep_alive_s=keep_alive_timeout, max_connections=max_connections))
     cfg.scheduler.validate()
+    cfg.http.validate()
     if ray:
         from genfast.serving.ray_serve import run_ray
 

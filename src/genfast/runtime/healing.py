@@ -16,7 +16,8 @@ from genfast.runtime.sampling import greedy
 
 
 @functools.lru_cache(maxsize=8)
-def _token_strings(tokenizer) -> tuple[str, ...]:
+def token_strings(tokenizer) -> tuple[str, ...]:
+    """Every token of the vocabulary, decoded on its own (cached per tokenizer)."""
     return tuple(tokenizer.decode([i]) for i in range(len(tokenizer)))
 
 
@@ -28,9 +29,12 @@ def heal(tokenizer, prompt: str) -> tuple[list[int], torch.Tensor | None]:
     ids = tokenizer(prompt)["input_ids"]
     if len(ids) < 2:
         return ids, None
-    tail = tokenizer.decode(ids[-1:])
-    allowed = torch.tensor([s.startswith(tail) for s in _token_strings(tokenizer)])
-    return ids[:-1], allowed
+    return ids[:-1], tokens_starting_with(tokenizer, tokenizer.decode(ids[-1:]))
+
+
+def tokens_starting_with(tokenizer, text: str) -> torch.Tensor:
+    """(vocab,) bool: the tokens whose text starts with ``text``."""
+    return torch.tensor([s.startswith(text) for s in token_strings(tokenizer)])
 
 
 def healing_sampler(allowed: torch.Tensor | None,

@@ -6,40 +6,28 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from genfast.errors import ConfigError
+from genfast.runtime.sampling import SamplingParams
 from genfast.serving.async_engine import AsyncEngine
 from genfast.serving.engine_core import EngineStoppedError, QueueFullError
 from genfast.serving.engine_core import Request as EngineRequest
-from genfast.serving.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    Usage,
-    error_body,
-    new_id,
-    now,
-)
+from genfast.serving.http_errors import error_response, install_error_handlers, route_responses
+from genfast.serving.http_limits import ARRIVAL_KEY, HttpLimits, RequestLimits
+from genfast.serving.metrics import CountResponses, ServingMetrics
+from genfast.serving.prompts import PreparedPrompt, PromptEncoder
+from genfast.serving.protocol import ChatCompletionRequest, CompletionRequest, error_body, new_id, now
+from genfast.serving.responses import Formatter
 
-DEFAULT_CHAT_TEMPLATE = "{% for m in messages %}### {{ m.role }}:\n{{ m.content }}\n\n{% endfor %}### assistant:\n"
-"""Used when the tokenizer has no chat template of its own (the demo model is a code model)."""
-
-
-def _error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None):
-    return JSONResponse(error_body(message, kind), status_code=status, headers=headers)
-
-
-async def openai_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 for a malformed body, as OpenAI's 400 error."""
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return _error(400, f"Invalid request: {where or 'body'}: {first.get('msg', 'malformed')}")
+ENDED_BY_SERVER = {"error": "Generation failed", "timeout": "The request timed out",
+                   "shutdown": "The server shut down"}
+"""Finish reasons that are not an answer: streams get an error event, others an error status."""
 
 
 def _sse(payload: Any) -> str:
@@ -47,39 +35,91 @@ def _sse(payload: Any) -> str:
 
 
 class OpenAIServer:
-    """Routes and their logic; holds the engine, tokenizer and limits."""
+    """Routes and their logic; holds the engine, tokenizer and limits.
 
-    def __init__(self, engine: AsyncEngine, tokenizer: Any, model_name: str, metrics=None,
-                 default_max_tokens: int = 16, request_timeout_s: float = 300.0, warmup: bool = True) -> None:
-        self.engine, self.tokenizer, self.model_name = engine, tokenizer, model_name
-        self.metrics = metrics or engine.metrics
+    Give ``engine`` and ``tokenizer`` when they exist, or a ``loader`` that builds them: then the
+    server answers at once (``/health`` 503 "loading") while the model loads in a thread.
+    """
+
+    def __init__(self, engine: AsyncEngine | None, tokenizer: Any, model_name: str,
+                 metrics: ServingMetrics | None = None, default_max_tokens: int = 16,
+                 request_timeout_s: float = 300.0, warmup: bool = True, token_healing: bool = True,
+                 limits: HttpLimits | None = None, aliases: tuple[str, ...] = (),
+                 loader: Callable[[], tuple[AsyncEngine, Any]] | None = None) -> None:
+        self.model_name, self.aliases = model_name, {model_name, *aliases}
+        self.metrics = metrics or (engine.metrics if engine else None)
         self.default_max_tokens, self.request_timeout_s, self.warmup = default_max_tokens, request_timeout_s, warmup
+        self.token_healing = token_healing
+        self.limits = limits or HttpLimits()
+        self.loader = loader
+        self.load_error: BaseException | None = None
+        self.engine: AsyncEngine | None = None
         self.ready = False
+        self.on_ready: Callable[[], None] | None = None
+        self.on_load_error: Callable[[], None] | None = None
+        if engine is not None:
+            self.attach(engine, tokenizer)
+
+    def attach(self, engine: AsyncEngine, tokenizer: Any) -> None:
+        self.engine, self.tokenizer = engine, tokenizer
+        core = engine.core
+        limit = min(core.config.max_prompt_tokens or core.max_model_len, core.max_model_len)
+        self.encoder = PromptEncoder(tokenizer, limit, self.token_healing)
 
     # --- lifecycle -------------------------------------------------------------------
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI):
+    async def start(self) -> None:
+        """Start the engine loop (in this event loop) and run one short warm-up request."""
         await self.engine.start()
-        if self.warmup:  # one short request so the first user does not pay for lazy initialisation
-            from genfast.runtime.sampling import SamplingParams
-
-            req = self.engine.submit(self._encode("def"), SamplingParams(max_tokens=2, temperature=0))
+        if self.warmup:  # so the first user does not pay for lazy initialisation
+            req = self.engine.submit(self.encoder.completion("def", False).ids,
+                                     SamplingParams(max_tokens=2, temperature=0))
             async for _ in self.engine.stream(req):
                 pass
         self.ready = True
+        if self.on_ready:
+            self.on_ready()
+
+    async def _load_and_start(self) -> None:
+        try:
+            engine, tokenizer = await asyncio.to_thread(self.loader)
+            self.attach(engine, tokenizer)
+            self.metrics = self.metrics or engine.metrics
+            await self.start()
+        except Exception as exc:  # noqa: BLE001 - reported by whoever runs the server
+            self.load_error = exc
+            if self.on_load_error:
+                self.on_load_error()
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI):
+        loading = None
+        if self.engine is not None:
+            await self.start()
+        else:
+            loading = asyncio.create_task(self._load_and_start())
         yield
         self.ready = False
-        await self.engine.stop()
+        if loading is not None and not loading.done():
+            loading.cancel()
+        if self.engine is not None:
+            await self.engine.stop()
 
     def build(self) -> FastAPI:
         app = FastAPI(title="genfast", lifespan=self.lifespan)
-        app.add_exception_handler(RequestValidationError, openai_validation_error)
-        app.post("/v1/completions")(self.completions)
-        app.post("/v1/chat/completions")(self.chat_completions)
+        self.install(app)
+        responses = route_responses()
+        app.post("/v1/completions", responses=responses)(self.completions)
+        app.post("/v1/chat/completions", responses=responses)(self.chat_completions)
         app.get("/v1/models")(self.models)
-        app.get("/health")(self.health)
+        app.get("/health", responses={503: {"description": "Loading or shutting down."}})(self.health)
         app.get("/metrics")(self.prometheus)
         return app
+
+    def install(self, app: FastAPI) -> None:
+        """The HTTP edge on ``app``: OpenAI-shaped errors, request limits, response counting."""
+        install_error_handlers(app)
+        app.add_middleware(RequestLimits, limits=self.limits)
+        app.add_middleware(CountResponses, metrics=self.metrics)
 
     # --- routes ----------------------------------------------------------------------
     async def models(self):
@@ -89,62 +129,71 @@ class OpenAIServer:
     async def health(self):
         if self.ready and self.engine.core.accepting:
             return {"status": "ok"}
-        return JSONResponse({"status": "starting" if not self.ready else "stopping"}, status_code=503)
+        state = "starting" if self.engine is None or (not self.ready and self.engine.core.accepting) else "stopping"
+        return JSONResponse({"status": state}, status_code=503)
 
     async def prometheus(self):
+        if self.metrics is None:
+            return Response(b"", media_type="text/plain; version=0.0.4")
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def completions(self, body: CompletionRequest, request: Request):
-        prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt[:1])
-        if isinstance(body.prompt, list) and len(body.prompt) != 1:
-            return _error(400, "Send one prompt per request (a list must hold exactly one string).")
-        return await self._handle(body, prompt, request, chat=False)
+        if (refusal := self._refusal(body)) is not None:
+            return refusal
+        # healing changes the prompt's last token: not when the client scores or reads tokens
+        heal = isinstance(body.prompt, str) and not body.echo and body.logprobs is None
+        return await self._handle(body, request, False, self.encoder.completion, body.prompt, heal)
 
     async def chat_completions(self, body: ChatCompletionRequest, request: Request):
-        messages = [m.model_dump() for m in body.messages]
-        template = getattr(self.tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
-        prompt = self.tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                                    add_generation_prompt=True)
-        return await self._handle(body, prompt, request, chat=True)
+        if (refusal := self._refusal(body)) is not None:
+            return refusal
+        messages = [m.model_dump(include={"role", "content"}) for m in body.messages]
+        return await self._handle(body, request, True, self.encoder.chat, messages)
 
     # --- shared logic ----------------------------------------------------------------
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text)["input_ids"]
-
-    async def _handle(self, body, prompt: str, request: Request, chat: bool):
-        start = time.perf_counter()
-        prompt_ids = self._encode(prompt)
-        if self.metrics:
-            self.metrics.stage.labels("tokenize").observe(time.perf_counter() - start)
-        try:
-            req = self.engine.submit(prompt_ids, body.sampling(self.default_max_tokens), self.request_timeout_s)
-        except QueueFullError as exc:
-            self._count("rejected_queue_full")
-            return _error(429, exc.message, "rate_limit_error", headers={"Retry-After": "1"})
-        except EngineStoppedError as exc:
-            return _error(503, exc.message, "server_error")
-        except ConfigError as exc:
-            self._count("rejected_invalid")
-            return _error(400, f"{exc.message} {exc.hint}")
-        ids = (new_id("chatcmpl" if chat else "cmpl"), now())
-        if body.stream:
-            return StreamingResponse(self._stream(req, ids, body.include_usage, chat),
-                                     media_type="text/event-stream")
-        return await self._complete(req, ids, chat, request)
+    def _refusal(self, body) -> JSONResponse | None:
+        if not self.ready:
+            return error_response(503, "The model is still loading.", headers={"Retry-After": "1"})
+        if body.model is not None and body.model not in self.aliases:
+            return error_response(404, f"The model {body.model!r} does not exist; this server serves "
+                                  f"{self.model_name!r}.", param="model", code="model_not_found")
+        for i, stop in enumerate(body.stop if isinstance(body.stop, list) else [body.stop or ""]):
+            try:
+                stop.encode("utf-8")
+            except UnicodeEncodeError:
+                return error_response(400, f"stop[{i}] holds an unpaired surrogate.", param="stop")
+        return None
 
     def _count(self, status: str) -> None:
         if self.metrics:
-            self.metrics.requests.labels(status).inc()
+            self.metrics.count_request(status)
 
-    def _usage(self, req: EngineRequest) -> dict:
-        return Usage(prompt_tokens=len(req.prompt_ids), completion_tokens=len(req.output_ids),
-                     total_tokens=len(req.prompt_ids) + len(req.output_ids)).model_dump()
+    async def _handle(self, body, request: Request, chat: bool, prepare: Callable[..., PreparedPrompt], *args):
+        arrival = request.scope.get("state", {}).get(ARRIVAL_KEY, time.monotonic())
+        start = time.perf_counter()
+        try:
+            prompt = await asyncio.to_thread(prepare, *args)  # tokenizing never blocks the event loop
+            if self.metrics:
+                self.metrics.stage("tokenize", time.perf_counter() - start)
+            req = self.engine.submit(prompt.ids, body.sampling(self.default_max_tokens), self.request_timeout_s,
+                                     arrival=arrival, first_token_mask=prompt.first_token_mask,
+                                     drop_prefix=prompt.drop_prefix)
+        except QueueFullError as exc:
+            self._count("rejected_queue_full")
+            return error_response(429, exc.message, headers={"Retry-After": "1"})
+        except EngineStoppedError as exc:
+            return error_response(503, exc.message, headers={"Retry-After": "1"})
+        except ConfigError as exc:
+            self._count("rejected_invalid")
+            return error_response(400, f"{exc.message} {exc.hint}".strip())
+        fmt = Formatter(self.tokenizer, self.model_name, new_id("chatcmpl" if chat else "cmpl"), now(), chat)
+        echo = prompt.text if getattr(body, "echo", False) else None
+        if body.stream:
+            return StreamingResponse(self._stream(req, fmt, body.include_usage, echo),
+                                     media_type="text/event-stream")
+        return await self._complete(req, fmt, echo, request)
 
-    @staticmethod
-    def _finish(req: EngineRequest) -> str | None:
-        return {"stop": "stop", "length": "length"}.get(req.finish_reason or "", req.finish_reason)
-
-    async def _complete(self, req: EngineRequest, ids: tuple[str, int], chat: bool, request: Request):
+    async def _complete(self, req: EngineRequest, fmt: Formatter, echo: str | None, request: Request):
         async def watch_disconnect() -> None:
             while True:
                 await asyncio.sleep(0.25)
@@ -160,38 +209,33 @@ class OpenAIServer:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        if req.finish_reason == "error":
-            return _error(500, f"Generation failed: {req.error}", "server_error")
         if req.finish_reason == "timeout":
-            return _error(504, f"The request did not finish within {self.request_timeout_s:.0f} s.", "timeout")
-        choice = ({"index": 0, "message": {"role": "assistant", "content": req.text},
-                   "finish_reason": self._finish(req), "logprobs": None} if chat else
-                  {"index": 0, "text": req.text, "finish_reason": self._finish(req), "logprobs": None})
-        return {"id": ids[0], "object": "chat.completion" if chat else "text_completion", "created": ids[1],
-                "model": self.model_name, "choices": [choice], "usage": self._usage(req)}
+            return error_response(504, f"The request did not finish within {self.request_timeout_s:g} s.")
+        if req.finish_reason == "shutdown":
+            return error_response(503, "The server shut down before the request finished.")
+        if req.finish_reason == "error":
+            return error_response(500, f"Generation failed: {req.error}", "server_error")
+        entries = [*(req.prompt_logprobs or [])] if echo is not None else []
+        logprobs = fmt.logprobs(entries + req.logprobs) if req.params.logprobs is not None else None
+        return fmt.response(req, (echo or "") + req.text, logprobs)
 
-    async def _stream(self, req: EngineRequest, ids: tuple[str, int], include_usage: bool,
-                      chat: bool) -> AsyncIterator[str]:
-        obj = "chat.completion.chunk" if chat else "text_completion"
-
-        def chunk(text: str | None, finish: str | None, first: bool = False) -> dict:
-            if chat:
-                delta = {"role": "assistant", "content": text or ""} if first else (
-                    {"content": text} if text else {})
-                choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-            else:
-                choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-            return {"id": ids[0], "object": obj, "created": ids[1], "model": self.model_name, "choices": [choice]}
-
-        if chat:
-            yield _sse(chunk("", None, first=True))
+    async def _stream(self, req: EngineRequest, fmt: Formatter, include_usage: bool,
+                      echo: str | None) -> AsyncIterator[str]:
+        wants_logprobs = req.params.logprobs is not None
+        if fmt.chat:
+            yield _sse(fmt.chunk("", None, first=True))
+        if echo is not None:
+            entries = fmt.logprobs(req.prompt_logprobs or []) if wants_logprobs else None
+            yield _sse(fmt.chunk(echo, None, entries))
         async for event in self.engine.stream(req):
-            if event.finished and req.finish_reason in ("error", "timeout"):
-                yield _sse(error_body(f"Generation stopped: {req.error or req.finish_reason}", "server_error"))
+            if event.finished and req.finish_reason in ENDED_BY_SERVER:
+                detail = f": {req.error}" if req.error else "."
+                yield _sse(error_body(f"{ENDED_BY_SERVER[req.finish_reason]}{detail}", "server_error"))
                 break
-            if event.text_delta or event.finished:
-                yield _sse(chunk(event.text_delta, self._finish(req) if event.finished else None))
+            logprobs = fmt.logprobs([event.logprob]) if wants_logprobs and event.logprob else None
+            if event.text_delta or event.finished or logprobs:
+                finish = fmt.finish_reason(req) if event.finished else None
+                yield _sse(fmt.chunk(event.text_delta, finish, logprobs))
         if include_usage:
-            yield _sse({"id": ids[0], "object": obj, "created": ids[1], "model": self.model_name,
-                        "choices": [], "usage": self._usage(req)})
+            yield _sse(fmt.usage_chunk(req))
         yield _sse("[DONE]")

@@ -32,10 +32,14 @@ class AsyncEngine:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None) -> Request:
-        """Validate and queue a request (raises ConfigError / QueueFullError / EngineStoppedError)."""
-        queued = len(self.core.waiting) + len(self._pending)
-        req = self.core.make_request(prompt_ids, params, timeout_s, queued=queued)
+    def submit(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None,
+               **extra) -> Request:
+        """Validate and queue a request (raises ConfigError / QueueFullError / EngineStoppedError).
+
+        ``extra``: EngineCore.make_request's arrival time and token-healing fields.
+        """
+        waiting = len(self.core.waiting) + len(self._pending)
+        req = self.core.make_request(prompt_ids, params, timeout_s, waiting=waiting, **extra)
         self._queues[req.id] = asyncio.Queue()
         self._pending.append(req)
         self._wake.set()
@@ -44,6 +48,14 @@ class AsyncEngine:
     def abort(self, request_id: str, reason: str = "abort") -> None:
         self._aborts.append((request_id, reason))
         self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """Requests are running, waiting or just submitted."""
+        return bool(self.core.has_work or self._pending)
+
+    def request_ids(self) -> list[str]:
+        return [r.id for r in (*self.core.waiting, *self.core.running, *self._pending)]
 
     async def stream(self, req: Request) -> AsyncIterator[Event]:
         """Events of ``req`` until it finishes; leaving early (a disconnect) aborts it."""
@@ -85,10 +97,10 @@ class AsyncEngine:
         """Stop admitting, let running requests finish (or time them out), then stop the loop."""
         self.core.accepting = False
         deadline = time.monotonic() + drain_timeout_s
-        while (self.core.has_work or self._pending) and time.monotonic() < deadline:
+        while self.busy and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for req in [*self.core.waiting, *self.core.running, *self._pending]:
-            self.abort(req.id, "timeout")
+        for request_id in self.request_ids():
+            self.abort(request_id, "shutdown")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drained(), timeout=5)
         if self._task:
@@ -98,5 +110,5 @@ class AsyncEngine:
         self._executor.shutdown(wait=False)
 
     async def _drained(self) -> None:
-        while self.core.has_work or self._pending:
+        while self.busy:
             await asyncio.sleep(0.01)

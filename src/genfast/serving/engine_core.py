@@ -16,8 +16,10 @@ from typing import Any
 import torch
 
 from genfast.errors import ConfigError
-from genfast.runtime.sampling import SamplingParams, sample_row
+from genfast.runtime.logprobs import TokenLogprob, prompt_logprobs, token_logprob
+from genfast.runtime.sampling import SamplingParams, adjust_logits, sample_row
 from genfast.serving.scheduler import SchedulerConfig, admit_count
+from genfast.serving.text_stream import TextStream
 
 
 class QueueFullError(ConfigError):
@@ -39,8 +41,13 @@ class Request:
     params: SamplingParams
     deadline: float | None = None
     arrival: float = field(default_factory=time.monotonic)
+    """When the request reached the server (the HTTP layer passes its own arrival time)."""
     output_ids: list[int] = field(default_factory=list)
-    text: str = ""
+    text_stream: TextStream | None = None
+    first_token_mask: torch.Tensor | None = None
+    """(vocab,) bool: the tokens the first output token may be (token healing)."""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
     error: str | None = None
     generator: torch.Generator | None = None
@@ -51,6 +58,11 @@ class Request:
     decode_s: float = 0.0
     detokenize_s: float = 0.0
 
+    @property
+    def text(self) -> str:
+        """The output text so far, held-back characters included."""
+        return self.text_stream.text if self.text_stream else ""
+
 
 @dataclass
 class Event:
@@ -60,6 +72,7 @@ class Event:
     token_id: int | None
     text_delta: str
     finished: bool
+    logprob: TokenLogprob | None = None
 
 
 def _filled(req: Request) -> int:
@@ -90,18 +103,27 @@ class EngineCore:
 
     # --- requests in -------------------------------------------------------------------
     def add(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None,
-            request_id: str | None = None) -> Request:
+            request_id: str | None = None, **extra) -> Request:
         """Queue a request; raise ConfigError for an impossible one, QueueFullError when full."""
-        req = self.make_request(prompt_ids, params, timeout_s, request_id, queued=len(self.waiting))
+        req = self.make_request(prompt_ids, params, timeout_s, request_id, waiting=len(self.waiting), **extra)
         self.waiting.append(req)
         return req
 
+    @property
+    def vocab_size(self) -> int | None:
+        return len(self.tokenizer) if hasattr(self.tokenizer, "__len__") else None
+
     def make_request(self, prompt_ids: list[int], params: SamplingParams, timeout_s: float | None = None,
-                     request_id: str | None = None, queued: int = 0) -> Request:
-        """Validate a request against the limits (``queued`` already waiting) without queueing it."""
+                     request_id: str | None = None, waiting: int = 0, arrival: float | None = None,
+                     first_token_mask: torch.Tensor | None = None, drop_prefix: str = "") -> Request:
+        """Validate a request against the limits without queueing it.
+
+        ``waiting``: requests already waiting for a row; only those beyond the free rows count
+        against ``max_queued``. ``first_token_mask`` and ``drop_prefix`` come from token healing.
+        """
         if not self.accepting:
             raise EngineStoppedError("The server is shutting down.", "Send the request to another replica.")
-        params.validate()
+        params.validate(self.vocab_size)
         if not prompt_ids:
             raise ConfigError("The prompt is empty.", "Send at least one token of prompt.")
         cfg = self.config
@@ -115,10 +137,14 @@ class EngineCore:
             raise ConfigError(
                 f"Prompt of {len(prompt_ids)} tokens + max_tokens {params.max_tokens} exceeds the context "
                 f"of {self.max_model_len} tokens.", f"Keep prompt + max_tokens <= {self.max_model_len}.")
-        if queued >= self.config.max_queued:
-            raise QueueFullError(f"The queue is full ({self.config.max_queued} requests waiting).")
+        if waiting - (cfg.max_running - len(self.running)) >= cfg.max_queued:
+            raise QueueFullError(f"Every row is busy and the queue is full ({cfg.max_queued} requests waiting).")
         req = Request(id=request_id or f"req-{next(self._ids)}", prompt_ids=list(prompt_ids), params=params,
-                      deadline=time.monotonic() + timeout_s if timeout_s else None)
+                      deadline=time.monotonic() + timeout_s if timeout_s else None,
+                      first_token_mask=first_token_mask,
+                      text_stream=TextStream(self.tokenizer, params.stop, drop_prefix))
+        if arrival is not None:
+            req.arrival = arrival
         if params.seed is not None:
             req.generator = torch.Generator().manual_seed(params.seed)
         return req
@@ -147,6 +173,10 @@ class EngineCore:
         if self.running:
             self._decode(events)
             self._retire()
+        done = time.monotonic()
+        for event in events:  # a token reaches its client when the step returns, not when sampled
+            if event.token_id is not None and event.request.first_token is None:
+                event.request.first_token = done
         return events
 
     def _expire(self, now: float, events: list[Event]) -> None:
@@ -159,7 +189,7 @@ class EngineCore:
         for req in self.running:
             if req.finish_reason is None and req.deadline and now > req.deadline:
                 req.finish_reason = "timeout"
-            if req.finish_reason in ("abort", "timeout"):
+            if req.finish_reason is not None:  # ended from outside: abort, timeout, shutdown
                 events.append(Event(req, None, "", True))
 
     def _prefill(self, req: Request, events: list[Event]) -> None:
@@ -168,16 +198,23 @@ class EngineCore:
         try:
             start = time.perf_counter()
             ids = torch.tensor([req.prompt_ids], dtype=torch.long, device=self.runtime.device)
+            if req.params.prompt_logprobs is not None:  # one extra full-sequence forward, only when asked
+                full = self.runtime.logits(ids)[0].float().cpu()
+                req.prompt_logprobs = prompt_logprobs(full, req.prompt_ids, req.params.prompt_logprobs)
+            if req.params.max_tokens == 0:  # the prompt is only scored
+                req.prefill_s = time.perf_counter() - start
+                req.finish_reason = "length"
+                events.append(Event(req, None, "", True))
+                return
             logits, _ = self.runtime.prefill(ids, self.cache.view(row, row + 1))
             req.prefill_s = time.perf_counter() - start
-            token = sample_row(logits[0].cpu(), req.params, req.generator)
+            event = self._sample_and_accept(req, logits[0].float().cpu())
         except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the others
             req.finish_reason, req.error = "error", f"{type(exc).__name__}: {exc}"
             events.append(Event(req, None, "", True))
             return
         self.running.append(req)
-        req.first_token = time.monotonic()
-        events.append(self._accept(req, token))
+        events.append(event)
 
     def _decode(self, events: list[Event]) -> None:
         n = len(self.running)
@@ -198,33 +235,36 @@ class EngineCore:
         for i, req in enumerate(self.running):
             req.decode_s += elapsed
             try:
-                token = sample_row(logits[i], req.params, req.generator)
+                events.append(self._sample_and_accept(req, logits[i]))
             except Exception as exc:  # noqa: BLE001
                 req.finish_reason, req.error = "error", f"{type(exc).__name__}: {exc}"
                 events.append(Event(req, None, "", True))
-                continue
-            events.append(self._accept(req, token))
 
-    def _accept(self, req: Request, token: int) -> Event:
+    def _sample_and_accept(self, req: Request, logits: torch.Tensor) -> Event:
+        """Pick the next token from one row of raw logits (vocab,) and record it."""
+        mask = req.first_token_mask if not req.output_ids else None
+        token = sample_row(adjust_logits(logits, req.params, req.output_ids, mask), req.params, req.generator)
+        logprob = token_logprob(logits, token, req.params.logprobs) if req.params.logprobs is not None else None
+        if logprob is not None:
+            req.logprobs.append(logprob)
+        return self._accept(req, token, logprob)
+
+    def _accept(self, req: Request, token: int, logprob: TokenLogprob | None = None) -> Event:
         """Record ``token``, update the text, and decide whether the request is done."""
         req.output_ids.append(token)
         start = time.perf_counter()
-        text = self.tokenizer.decode(req.output_ids, skip_special_tokens=True)
-        req.detokenize_s += time.perf_counter() - start
+        delta = req.text_stream.add(token)
         eos = getattr(self.tokenizer, "eos_token_id", None)
-        if not req.params.ignore_eos and token == eos:
+        if req.text_stream.stopped:
+            req.finish_reason = "stop"
+        elif not req.params.ignore_eos and token == eos:
             req.finish_reason = "stop"
         elif len(req.output_ids) >= req.params.max_tokens:
             req.finish_reason = "length"
-        if text.endswith("\ufffd") and req.finish_reason is None:
-            return Event(req, token, "", False)  # an unfinished UTF-8 character: wait for the next token
-        for stop in req.params.stop:
-            cut = text.find(stop, max(0, len(req.text) - len(stop)))
-            if cut != -1:
-                text, req.finish_reason = text[:cut], "stop"
-                break
-        delta, req.text = text[len(req.text):], text
-        return Event(req, token, delta, req.finish_reason is not None)
+        if req.finish_reason is not None:
+            delta += req.text_stream.flush()
+        req.detokenize_s += time.perf_counter() - start
+        return Event(req, token, delta, req.finish_reason is not None, logprob)
 
     def _retire(self) -> None:
         """Drop finished rows, moving the last row into each freed slot."""

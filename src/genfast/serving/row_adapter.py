@@ -55,3 +55,6 @@ class RowAdapter:
             logits, rows[i] = self.runtime.decode(tokens[i:i + 1], rows[i])
             out.append(logits)
         return torch.cat(out), rows
+
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.runtime.logits(input_ids)

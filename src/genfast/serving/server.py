@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
-from collections.abc import Callable
 import signal
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genfast.errors import ConfigError
+from genfast.errors import ConfigError, Interrupted
+from genfast.serving.http_limits import HttpLimits
 from genfast.serving.scheduler import SchedulerConfig
 
 
@@ -32,6 +35,11 @@ class ServeConfig:
     default_max_tokens: int = 16
     request_timeout_s: float = 300.0
     graceful_shutdown_s: float = 30.0
+    http: HttpLimits = field(default_factory=HttpLimits)
+    token_healing: bool = True
+    """Completions whose prompt ends mid-token (a trailing space) are healed."""
+    served_model_name: str | None = None
+    """The ``model`` clients send (default: the model directory's name, or ``demo``)."""
     version: int = 1
 
 
@@ -64,35 +72,103 @@ def build_engine_parts(cfg: ServeConfig):
 
         runtime = RowAdapter(runtime, cfg.max_model_len or handle.context_length)
     core = EngineCore(runtime, handle.tokenizer, cfg.scheduler, max_model_len=cfg.max_model_len)
-    return handle, core, ServingMetrics()
+    return handle, core, ServingMetrics(model_name(cfg))
 
 
-def model_name(source: str) -> str:
-    return source if source == "demo" else Path(source).name or source
+def model_name(cfg: ServeConfig) -> str:
+    """The name clients send as ``model``: --served-model-name, else the source's last path part."""
+    if cfg.served_model_name:
+        return cfg.served_model_name
+    return cfg.model if cfg.model == "demo" else Path(cfg.model).name or cfg.model
 
 
-def create_app(cfg: ServeConfig):
-    """The FastAPI app for ``cfg`` (the model is loaded now; the engine starts with the app)."""
+def _server(cfg: ServeConfig, eager: bool):
     from genfast.serving.app import OpenAIServer
     from genfast.serving.async_engine import AsyncEngine
 
-    handle, core, metrics = build_engine_parts(cfg)
-    server = OpenAIServer(AsyncEngine(core, metrics), handle.tokenizer, model_name(cfg.model), metrics,
-                          default_max_tokens=cfg.default_max_tokens, request_timeout_s=cfg.request_timeout_s)
-    return server.build()
+    def load():
+        handle, core, metrics = build_engine_parts(cfg)
+        return AsyncEngine(core, metrics), handle.tokenizer
+
+    options = dict(default_max_tokens=cfg.default_max_tokens, request_timeout_s=cfg.request_timeout_s,
+                   token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,))
+    if eager:
+        engine, tokenizer = load()
+        return OpenAIServer(engine, tokenizer, model_name(cfg), **options)
+    return OpenAIServer(None, None, model_name(cfg), loader=load, **options)
+
+
+def create_app(cfg: ServeConfig):
+    """The FastAPI app for ``cfg``, its model loaded now (the engine starts with the app)."""
+    return _server(cfg, eager=True).build()
+
+
+def _draining_server(config, api, grace_s: float):
+    """uvicorn's Server with genfast's shutdown: the first SIGTERM / SIGINT stops admitting (503,
+    ``/health`` 503) while the socket stays open, lets running requests finish for up to
+    ``grace_s``, then exits; a second signal cuts the remaining streams with an error event."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        draining = False
+        cut_by: int | None = None
+
+        async def startup(self, sockets=None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets)
+
+        def handle_exit(self, sig: int, frame) -> None:  # runs in the main thread, as a signal handler
+            if api.engine is None or not api.ready or self.should_exit:
+                self.should_exit = True  # still loading, or already leaving
+            elif not self.draining:
+                self.draining = True
+                api.engine.core.accepting = False
+                self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._drain()))
+            else:
+                self.cut_by = sig
+                self.loop.call_soon_threadsafe(self._cut)
+
+        async def _drain(self) -> None:
+            deadline = time.monotonic() + grace_s
+            while api.engine.busy and time.monotonic() < deadline and self.cut_by is None:
+                await asyncio.sleep(0.05)
+            if api.engine.busy:
+                self._cut()
+            await asyncio.sleep(0.2)  # let the streams write their last events
+            self.should_exit = True
+
+        def _cut(self) -> None:
+            for request_id in api.engine.request_ids():
+                api.engine.abort(request_id, "shutdown")
+
+    return Server(config)
 
 
 def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; then stop admitting, finish running requests, exit 0."""
+    """Serve until SIGINT/SIGTERM; then stop admitting, finish running requests, exit 0.
+
+    The socket is open before the model loads, so ``/health`` answers 503 while it loads.
+    """
     import uvicorn
 
+    from genfast.serving.http_limits import guarded_http_protocol
+
     check_port_free(cfg.host, cfg.port)
-    app = create_app(cfg)
-    if on_loaded:
-        on_loaded()
-    # uvicorn drains connections on SIGTERM/SIGINT, restores the previous handlers, then re-raises
-    # the signal. With no-op handlers in place that re-raise is absorbed and a graceful stop exits 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning",
-                timeout_graceful_shutdown=int(cfg.graceful_shutdown_s))
+    cfg.http.validate()
+    cfg.scheduler.validate()
+    api = _server(cfg, eager=False)
+    api.on_ready = on_loaded
+    config = uvicorn.Config(api.build(), host=cfg.host, port=cfg.port, log_level="warning",
+                            http=guarded_http_protocol(cfg.http.read_timeout_s),
+                            timeout_keep_alive=cfg.http.keep_alive_s,  # type: ignore[arg-type]
+                            limit_concurrency=cfg.http.max_connections,
+                            timeout_graceful_shutdown=int(cfg.graceful_shutdown_s))
+    server = _draining_server(config, api, cfg.graceful_shutdown_s)
+    api.on_load_error = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if api.load_error is not None:
+        raise api.load_error
+    if server.cut_by is not None:
+        raise Interrupted("The server stopped before every request finished; the streams still open got an "
+                          "error event.", "Let the drain finish (one SIGTERM) to end requests cleanly.",
+                          terminated=server.cut_by == signal.SIGTERM)

@@ -1,0 +1,100 @@
+"""Every error the HTTP server answers, in OpenAI's shape, and an OpenAPI document that says so."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genfast.serving.protocol import ErrorResponse, error_body
+
+log = logging.getLogger("genfast.serving")
+
+_KIND = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
+         408: "timeout", 413: "invalid_request_error", 429: "rate_limit_error", 503: "server_error",
+         504: "timeout"}
+
+ROUTE_ERRORS = {400: "Invalid request (OpenAI error object; `param` names the field).",
+                404: "Unknown model.", 413: "Request body above --max-request-bytes.",
+                429: "Every row is busy and the queue is full; retry after `Retry-After` s.",
+                500: "The request failed inside the engine (the others go on).",
+                503: "Starting or shutting down.", 504: "The request did not finish within --request-timeout."}
+"""Status codes a generation route can answer, for the OpenAPI document."""
+
+
+def error_response(status: int, message: str, kind: str | None = None, param: str | None = None,
+                   code: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, kind or _KIND.get(status, "server_error"), code, param),
+                        status_code=status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a malformed body, as OpenAI's 400 with the offending field in ``param``."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    # a union (str | list | ...) reports one error per branch; the field name is what matters
+    loc = [p for p in loc if not (p.startswith(("list[", "str", "int", "dict[", "function-")) or p.isdigit())]
+    param = loc[0] if loc else None
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}."
+    elif kind == "json_invalid":
+        message = "The body is not valid JSON."
+        param = None
+    else:
+        message = f"Invalid request: {'.'.join(loc) or 'body'}: {first.get('msg', 'malformed')}".replace(
+            "Value error, ", "")
+    return error_response(400, message, param=param)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = {404: f"No route {request.url.path}.", 405: f"{request.method} is not allowed on {request.url.path}."
+               }.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    return error_response(400, "The JSON body is nested too deeply.")
+
+
+async def _unicode_error(request: Request, exc: UnicodeError) -> JSONResponse:
+    return error_response(400, "The body is not valid UTF-8 text.")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return error_response(500, f"Internal error: {type(exc).__name__}.", "server_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """OpenAI-shaped answers for validation errors, 404/405, bodies too deep or not UTF-8, and bugs."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(UnicodeError, _unicode_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.openapi = lambda: _openapi(app)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the 422 it adds to every body route replaced by the 400 we send."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def route_responses() -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse, "description": text} for code, text in ROUTE_ERRORS.items()}

@@ -1,0 +1,139 @@
+"""What one client may cost the server: body size, time to send a request, connections.
+
+uvicorn has a keep-alive timeout between requests but none while a request arrives, so a
+client that opens a connection and sends half its headers (slowloris) holds it forever. Here a
+request's headers and body must arrive within ``read_timeout_s``; larger bodies than
+``max_request_bytes`` are refused with 413 before they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from genfast.errors import ConfigError
+from genfast.serving.protocol import error_body
+
+ARRIVAL_KEY = "genfast_arrival"
+"""Where the middleware leaves the request's arrival time (``time.monotonic()``) in the ASGI scope's state."""
+
+
+@dataclass
+class HttpLimits:
+    """Per-connection and per-request limits of the HTTP server."""
+
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Larger request bodies get 413 (checked on Content-Length, then while reading)."""
+    read_timeout_s: float = 10.0
+    """A request's headers and body must arrive within this (else the connection is closed / 408)."""
+    keep_alive_s: float = 5.0
+    """An idle connection between requests is closed after this."""
+    max_connections: int = 512
+    """Open connections beyond this are answered 503 at once."""
+    version: int = 1
+
+    def validate(self) -> None:
+        for name in ("max_request_bytes", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("read_timeout_s", "keep_alive_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
+
+
+class RequestLimits:
+    """ASGI middleware: reads a request's body itself, within the size (413) and time (408) limits,
+    before the app sees it; stamps the arrival time."""
+
+    def __init__(self, app, limits: HttpLimits) -> None:
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        scope.setdefault("state", {})[ARRIVAL_KEY] = time.monotonic()
+        limit = self.limits.max_request_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _send_error(send, 413, f"The request body has {int(declared)} bytes; this server "
+                                     f"accepts at most {limit} (--max-request-bytes).")
+        chunks, size, more = [], 0, True
+        deadline = time.monotonic() + self.limits.read_timeout_s
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return await _send_error(send, 408, "The request body did not arrive within "
+                                         f"{self.limits.read_timeout_s:g} s.")
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                return await _send_error(send, 413, f"The request body is larger than {limit} bytes "
+                                         "(--max-request-bytes).")
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # afterwards only a disconnect can come
+
+        await self.app(scope, replay, send)
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    kind = "timeout" if status == 408 else "invalid_request_error"
+    body = json.dumps(error_body(message, kind)).encode()
+    # the rest of the body is not read, so the connection cannot carry another request
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def guarded_http_protocol(read_timeout_s: float):
+    """uvicorn's httptools protocol, closing connections whose request headers do not arrive in time."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _guard: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._guard = self.loop.call_later(read_timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._guard is not None:
+                self._guard.cancel()
+                self._guard = None
+
+        def _too_slow(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()  # the first request's headers must come within read_timeout_s
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._guard is None:
+                self._arm()  # a later request on a kept-alive connection gets the same deadline
+
+        def on_headers_complete(self) -> None:
+            self._disarm()  # the body's deadline is RequestLimits' job
+            super().on_headers_complete()
+
+    return GuardedHttpToolsProtocol

@@ -1,0 +1,81 @@
+"""OpenAI response bodies and stream chunks, built from the engine's requests and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genfast.runtime.logprobs import TokenLogprob
+from genfast.serving.engine_core import Request
+from genfast.serving.protocol import Usage
+
+
+class Formatter:
+    """One request's response shapes; ``chat`` picks chat.completion(.chunk) over text_completion."""
+
+    def __init__(self, tokenizer: Any, model_name: str, response_id: str, created: int, chat: bool) -> None:
+        self.tokenizer, self.model_name, self.id, self.created, self.chat = (
+            tokenizer, model_name, response_id, created, chat)
+        self.offset = 0
+        """Characters of text already sent, for completions' ``text_offset``."""
+
+    def _token(self, token_id: int) -> str:
+        """A token's text; one that is part of a UTF-8 character is named ``token_id:N`` (as vLLM does),
+        since its text alone is not a string and would collide with others in ``top_logprobs``."""
+        text = self.tokenizer.decode([token_id])
+        return f"token_id:{token_id}" if "\ufffd" in text else text
+
+    # --- logprobs ------------------------------------------------------------------------
+    def logprobs(self, entries: list[TokenLogprob]) -> dict:
+        """Completions' {tokens, token_logprobs, top_logprobs, text_offset} or chat's {content: [...]}."""
+        if self.chat:
+            return {"content": [self._chat_entry(e) for e in entries], "refusal": None}
+        tokens, values, tops, offsets = [], [], [], []
+        for entry in entries:
+            text = self._token(entry.token_id)
+            tokens.append(text)
+            values.append(entry.logprob)
+            tops.append(None if entry.logprob is None else {self._token(t): lp for t, lp in entry.top})
+            offsets.append(self.offset)
+            self.offset += len(text)
+        return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+    def _chat_entry(self, entry: TokenLogprob) -> dict:
+        def one(token_id: int, logprob: float) -> dict:
+            text = self._token(token_id)
+            return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+        return {**one(entry.token_id, entry.logprob), "top_logprobs": [one(t, lp) for t, lp in entry.top]}
+
+    # --- bodies ------------------------------------------------------------------------------
+    @staticmethod
+    def usage(req: Request) -> dict:
+        return Usage(prompt_tokens=len(req.prompt_ids), completion_tokens=len(req.output_ids),
+                     total_tokens=len(req.prompt_ids) + len(req.output_ids)).model_dump()
+
+    @staticmethod
+    def finish_reason(req: Request) -> str | None:
+        return req.finish_reason if req.finish_reason in ("stop", "length") else None
+
+    def _envelope(self, obj: str, choices: list[dict], **extra) -> dict:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model_name,
+                "choices": choices, **extra}
+
+    def response(self, req: Request, text: str, logprobs: dict | None) -> dict:
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                      "finish_reason": self.finish_reason(req), "logprobs": logprobs}
+            return self._envelope("chat.completion", [choice], usage=self.usage(req))
+        choice = {"index": 0, "text": text, "finish_reason": self.finish_reason(req), "logprobs": logprobs}
+        return self._envelope("text_completion", [choice], usage=self.usage(req))
+
+    def chunk(self, text: str, finish: str | None, logprobs: dict | None = None, first: bool = False) -> dict:
+        if self.chat:
+            delta = {"role": "assistant", "content": text} if first else ({"content": text} if text else {})
+            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
+            return self._envelope("chat.completion.chunk", [choice])
+        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}
+        return self._envelope("text_completion", [choice])
+
+    def usage_chunk(self, req: Request) -> dict:
+        return self._envelope("chat.completion.chunk" if self.chat else "text_completion", [],
+                              usage=self.usage(req))

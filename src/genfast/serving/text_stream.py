@@ -1,0 +1,81 @@
+"""A request's output text, one token at a time: incremental detokenization and stop strings.
+
+Each step decodes only a short window of ids (the tokens since the last complete character,
+plus the token before them as context), as vLLM does, instead of the whole output. Text that
+could still become the start of a stop string is held back, so a streamed response never shows
+what the finished one cuts off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TextStream:
+    """Feed token ids with ``add``; it returns the text that can be released now."""
+
+    def __init__(self, tokenizer: Any, stops: list[str] | None = None, drop_prefix: str = "") -> None:
+        self.tokenizer = tokenizer
+        self.stops = [s for s in (stops or []) if s]
+        self.drop_prefix = drop_prefix
+        """Text the first tokens repeat from the prompt (token healing) and that is not output."""
+        self.ids: list[int] = []
+        self._prefix_offset = 0
+        self._read_offset = 0
+        self.text = ""
+        """Every character decoded so far (after the dropped prefix; cut at a stop string)."""
+        self.released = 0
+        """How many characters of ``text`` were handed out."""
+        self._searched = 0
+        self.stopped = False
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def add(self, token: int) -> str:
+        """Take one token; return the newly releasable text ('' while a character or stop is incomplete)."""
+        if self.stopped:
+            return ""
+        self.ids.append(token)
+        before = self._decode(self.ids[self._prefix_offset:self._read_offset])
+        after = self._decode(self.ids[self._prefix_offset:])
+        if after.endswith("\ufffd") or not after.startswith(before):
+            return ""  # an unfinished UTF-8 character: wait for the next token
+        self.text += after[len(before):]
+        self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
+        if self.drop_prefix:
+            if len(self.text) < len(self.drop_prefix) and self.drop_prefix.startswith(self.text):
+                return ""
+            if self.text.startswith(self.drop_prefix):
+                self.text = self.text[len(self.drop_prefix):]
+            self.drop_prefix = ""
+        self._cut_at_stop()
+        end = len(self.text) if self.stopped else len(self.text) - self._held_back()
+        return self._release(end)
+
+    def flush(self) -> str:
+        """The request ended: everything held back is output."""
+        return self._release(len(self.text))
+
+    def _release(self, end: int) -> str:
+        delta = self.text[self.released:end] if end > self.released else ""
+        self.released = max(self.released, end)
+        return delta
+
+    def _cut_at_stop(self) -> None:
+        for stop in self.stops:
+            cut = self.text.find(stop, max(0, self._searched - len(stop) + 1))
+            if cut != -1:
+                self.text, self.stopped = self.text[:cut], True
+                break
+        self._searched = len(self.text)
+
+    def _held_back(self) -> int:
+        """Characters at the end of ``text`` that begin some stop string."""
+        longest = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(self.text)), longest, -1):
+                if self.text.endswith(stop[:k]):
+                    longest = k
+                    break
+        return longest

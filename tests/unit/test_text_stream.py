@@ -1,0 +1,42 @@
+import pytest
+
+from genfast.serving.text_stream import TextStream
+
+TEXT = "def fibonacci(n):\n    return a list of the numbers, é and 日本 too\n"
+
+
+def stream_all(tokenizer, ids, **kw):
+    ts = TextStream(tokenizer, **kw)
+    deltas = [ts.add(i) for i in ids]
+    deltas.append(ts.flush())
+    return ts, deltas
+
+
+def test_incremental_text_equals_whole_decode(tokenizer):
+    ids = tokenizer(TEXT)["input_ids"]
+    ts, deltas = stream_all(tokenizer, ids)
+    assert "".join(deltas) == tokenizer.decode(ids) == ts.text
+
+
+@pytest.mark.parametrize("stop", ["of the", "a list", "n):\n", "日本", "é and", "numbers, é", "never there"])
+def test_streamed_text_never_shows_what_a_stop_string_cuts(tokenizer, stop):
+    ids = tokenizer(TEXT)["input_ids"]
+    ts, deltas = stream_all(tokenizer, ids, stops=[stop])
+    whole = tokenizer.decode(ids)
+    expected = whole[:whole.find(stop)] if stop in whole else whole
+    assert ts.text == expected
+    assert "".join(deltas) == expected  # nothing past the cut was ever released
+    assert ts.stopped == (stop in whole)
+
+
+def test_stop_strings_that_span_tokens_are_held_back_then_released(tokenizer):
+    ids = tokenizer(TEXT)["input_ids"]
+    ts = TextStream(tokenizer, stops=["return a lisp"])  # shares a long prefix with the text
+    released = "".join(ts.add(i) for i in ids)
+    assert not ts.stopped and released + ts.flush() == tokenizer.decode(ids)
+
+
+def test_healed_prefix_is_not_output(tokenizer):
+    ids = tokenizer(" fibonacci(n)")["input_ids"]
+    ts, deltas = stream_all(tokenizer, ids, drop_prefix=" ")
+    assert "".join(deltas) == "fibonacci(n)"
