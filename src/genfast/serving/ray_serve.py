@@ -13,7 +13,6 @@ import threading
 # Imported at module level on purpose: FastAPI resolves the route annotations below from this
 # module's globals. The module itself is only imported for `genfast serve --ray`.
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 
 from genfast.errors import BackendUnavailableError
 from genfast.serving.protocol import ChatCompletionRequest, CompletionRequest
@@ -30,10 +29,12 @@ def build_deployment(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int 
     require_ray()
     from ray import serve
 
-    from genfast.serving.app import openai_validation_error
+    from genfast.serving.http_errors import install_error_handlers
+    from genfast.serving.http_limits import RequestLimits
 
     app = FastAPI(title="genfast (Ray Serve)")
-    app.add_exception_handler(RequestValidationError, openai_validation_error)
+    install_error_handlers(app)
+    app.add_middleware(RequestLimits, limits=cfg.http)  # Ray's proxy holds the connections themselves
 
     @serve.deployment(
         autoscaling_config={"min_replicas": min_replicas, "max_replicas": max_replicas,
@@ -44,19 +45,15 @@ def build_deployment(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int 
     @serve.ingress(app)
     class GenfastReplica:
         def __init__(self, serve_cfg: ServeConfig) -> None:
-            from genfast.serving.app import OpenAIServer
-            from genfast.serving.async_engine import AsyncEngine
-            from genfast.serving.server import build_engine_parts, model_name
+            from genfast.serving.server import build_server
 
-            handle, core, metrics = build_engine_parts(serve_cfg)
-            self.server = OpenAIServer(AsyncEngine(core, metrics), handle.tokenizer, model_name(serve_cfg.model),
-                                       metrics, default_max_tokens=serve_cfg.default_max_tokens,
-                                       request_timeout_s=serve_cfg.request_timeout_s, warmup=False)
+            self.server = build_server(serve_cfg, eager=True, warmup=False)
+            self.starting = False
 
         async def _started(self) -> None:
-            if not self.server.ready:  # the engine's loop must start inside the replica's event loop
-                await self.server.engine.start()
-                self.server.ready = True
+            if not self.starting:  # the engine's loop must start inside the replica's event loop
+                self.starting = True
+                await self.server.start()
 
         @app.post("/v1/completions")
         async def completions(self, body: CompletionRequest, request: Request):
@@ -84,18 +81,80 @@ def build_deployment(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int 
     return GenfastReplica.bind(cfg)
 
 
+def _init_loopback_ray() -> None:
+    """Start a new local Ray instance whose processes listen on the loopback interface only.
+
+    * The node IP decides where Ray binds: GCS, raylet (node and object manager), every core
+      worker's gRPC server, the dashboard/runtime-env agents, the metrics exporters. But
+      ``ray.init(_node_ip_address="127.0.0.1")`` turns loopback into the host's outward IP
+      (``services.resolve_ip_for_localhost`` → ``get_node_ip_address``), and all of those then
+      listen on 0.0.0.0/:: — unless ``ray_constants.ENABLE_RAY_CLUSTER`` is false (Ray's default
+      on macOS/Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``). It is read at call time, so it is
+      switched off around this ``ray.init`` only; the child processes get the IP on their
+      command lines.
+    * Serve replicas bind an inter-deployment gRPC server to ``[::]:0`` whatever the node IP
+      (``ray/serve/_private/replica.py``: ``add_port_to_grpc_server(self._server, "[::]:0")``);
+      a worker setup hook rebinds it to loopback, the address routers dial on this node.
+    """
+    import ray
+    from ray._common.network_utils import get_localhost_ip, is_localhost
+    from ray._private import ray_constants
+
+    def loopback_grpc_worker_hook() -> None:
+        # Nested, so cloudpickle ships it by value: workers need not import genfast (nor torch).
+        import sys
+
+        import ray
+        from ray._common import tls_utils
+        from ray._common.network_utils import build_address, get_localhost_ip, is_localhost
+
+        add_port = tls_utils.add_port_to_grpc_server
+        if getattr(add_port, "genfast_loopback", False) or not is_localhost(ray.util.get_node_ip_address()):
+            return
+
+        def add_port_on_loopback(server, address: str):
+            host, _, port = address.rpartition(":")
+            if host in ("", "[::]", "::", "0.0.0.0"):
+                address = build_address(get_localhost_ip(), port)
+            return add_port(server, address)
+
+        add_port_on_loopback.genfast_loopback = True
+        tls_utils.add_port_to_grpc_server = add_port_on_loopback
+        replica = sys.modules.get("ray.serve._private.replica")  # it imports the name
+        if replica is not None:
+            replica.add_port_to_grpc_server = add_port_on_loopback
+
+    enable_cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", include_dashboard=False, _node_ip_address=get_localhost_ip(),
+                 runtime_env={"worker_process_setup_hook": loopback_grpc_worker_hook})
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enable_cluster
+    if not is_localhost(ray.util.get_node_ip_address()):
+        import logging
+
+        logging.getLogger("genfast.serving").warning(
+            "Ray's node IP is %s, not loopback: its processes may listen on all interfaces.",
+            ray.util.get_node_ip_address())
+
+
 def start(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int = 1) -> None:
-    """Connect to Ray (``RAY_ADDRESS``, else a local instance on 127.0.0.1) and deploy."""
+    """Connect to Ray and deploy: to ``RAY_ADDRESS``, else to a cluster ``ray start`` left on this
+    host, else to a new local instance that listens on loopback only."""
     require_ray()
     import ray
     from ray import serve
+    from ray._private import services
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"])
-        else:
+        elif services.find_bootstrap_address(None) is not None:  # `ray start`'s, which ray.init() joins
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+        else:
+            _init_loopback_ray()
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
     serve.run(build_deployment(cfg, min_replicas, max_replicas), name="genfast", route_prefix="/")
 

@@ -82,7 +82,8 @@ def model_name(cfg: ServeConfig) -> str:
     return cfg.model if cfg.model == "demo" else Path(cfg.model).name or cfg.model
 
 
-def _server(cfg: ServeConfig, eager: bool):
+def build_server(cfg: ServeConfig, eager: bool, warmup: bool = True):
+    """The OpenAIServer for ``cfg``: its model loaded now (``eager``), or by the server as it starts."""
     from genfast.serving.app import OpenAIServer
     from genfast.serving.async_engine import AsyncEngine
 
@@ -91,7 +92,7 @@ def _server(cfg: ServeConfig, eager: bool):
         return AsyncEngine(core, metrics), handle.tokenizer
 
     options = dict(default_max_tokens=cfg.default_max_tokens, request_timeout_s=cfg.request_timeout_s,
-                   token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,))
+                   token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,), warmup=warmup)
     if eager:
         engine, tokenizer = load()
         return OpenAIServer(engine, tokenizer, model_name(cfg), **options)
@@ -100,7 +101,7 @@ def _server(cfg: ServeConfig, eager: bool):
 
 def create_app(cfg: ServeConfig):
     """The FastAPI app for ``cfg``, its model loaded now (the engine starts with the app)."""
-    return _server(cfg, eager=True).build()
+    return build_server(cfg, eager=True).build()
 
 
 def _draining_server(config, api, grace_s: float):
@@ -156,7 +157,7 @@ def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None) -> None:
     check_port_free(cfg.host, cfg.port)
     cfg.http.validate()
     cfg.scheduler.validate()
-    api = _server(cfg, eager=False)
+    api = build_server(cfg, eager=False)
     api.on_ready = on_loaded
     config = uvicorn.Config(api.build(), host=cfg.host, port=cfg.port, log_level="warning",
                             http=guarded_http_protocol(cfg.http.read_timeout_s),
