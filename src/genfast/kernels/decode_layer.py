@@ -14,8 +14,18 @@ import torch
 
 from genfast.kernels.ops import available
 
-FAMILIES = {"gpt2": 0, "llama": 1}
 MAX_HEAD_DIM = 512  # decode_layer.c
+
+
+def _variant(shape) -> int | None:
+    """decode_layer.c's layer variant for a DecoderShape: 0 = LayerNorm, learned positions, tanh-GELU
+    MLP (GPT-2); 1 = RMSNorm, RoPE, gated SiLU MLP (Llama); None where it has none."""
+    if shape.norm == "layer" and not shape.rotary and not shape.gated and shape.activation in (
+            "gelu_new", "gelu_pytorch_tanh"):
+        return 0
+    if shape.norm == "rms" and shape.rotary and shape.gated and shape.activation in ("silu", "swish"):
+        return 1
+    return None
 
 
 def _packed(linear: torch.nn.Module) -> list | None:
@@ -26,14 +36,14 @@ def _packed(linear: torch.nn.Module) -> list | None:
     return [packed, linear.gemv_scale, linear.gemv_bias]
 
 
-def _norm(norm: torch.nn.Module, family: str) -> tuple[list, float] | None:
+def _norm(norm: torch.nn.Module, kind: str) -> tuple[list, float] | None:
     """([weight, bias], eps) of a norm the kernel computes, else None."""
     weight = getattr(norm, "weight", None)
     if weight is None or weight.dtype != torch.float32 or weight.dim() != 1 or weight.device.type != "cpu":
         return None
-    if family == "gpt2" and isinstance(norm, torch.nn.LayerNorm):
+    if kind == "layer" and isinstance(norm, torch.nn.LayerNorm):
         return [weight, norm.bias], norm.eps
-    if family == "llama" and type(norm).__name__ == "RMSNorm" and hasattr(norm, "eps"):  # runtime.convert's
+    if kind == "rms" and type(norm).__name__ == "RMSNorm" and hasattr(norm, "eps"):  # runtime.convert's
         return [weight, None], norm.eps
     return None
 
@@ -42,15 +52,18 @@ def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     """The weights and settings of ``block`` (a runtime.decoder.Block) as the operator takes them,
     or None where it cannot run it: every projection int8 weight-only in the GEMV's layout, norms it knows."""
     s = block.shape
+    variant = _variant(s)
+    if variant is None or block.q_norm is not None:
+        return None
     projections = [_packed(layer) for layer in (block.qkv, block.out, block.up, block.down)]
-    norms = [_norm(n, s.family) for n in (block.norm1, block.norm2)]
+    norms = [_norm(n, s.norm) for n in (block.norm1, block.norm2)]
     if None in projections or None in norms or norms[0][1] != norms[1][1] or s.head_dim > MAX_HEAD_DIM:
         return None
     (norm1, eps), (norm2, _) = norms
     qkv, out, up, down = projections
-    mlp_width = block.up.out_features // (2 if s.family == "llama" else 1)
+    mlp_width = block.up.out_features // (2 if s.gated else 1)
     return ([*norm1, *qkv, *out, *norm2, *up, *down],
-            {"family": FAMILIES[s.family], "heads": s.heads, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
+            {"family": variant, "heads": s.heads, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
              "mlp_width": mlp_width, "eps": float(eps)})
 
 

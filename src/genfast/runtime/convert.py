@@ -1,20 +1,14 @@
-"""Build a FastDecoder from a transformers causal LM (Llama family or GPT-2)."""
+"""Build a FastDecoder from a transformers causal LM of a family in ``models.families``."""
 
 from __future__ import annotations
 
 import torch
 
 from genfast.compress.quantize.layers import QuantizedLinear
-from genfast.errors import ConfigError
+from genfast.models.families import ACTIVATIONS, Family, UnsupportedModelError, family_of
 from genfast.runtime.decoder import Block, DecoderShape, FastDecoder
 
-LLAMA_FAMILY = ("llama", "qwen2", "mistral", "qwen3")
-
-
-class UnsupportedModelError(ConfigError):
-    """genfast's own decoder does not cover this architecture."""
-
-    default_hint = "Use --backend hf (transformers' own forward) for this model."
+__all__ = ["RMSNorm", "UnsupportedModelError", "to_fast_decoder"]
 
 
 class RMSNorm(torch.nn.Module):
@@ -32,6 +26,8 @@ class RMSNorm(torch.nn.Module):
 
 def _fused_linear(*parts: torch.nn.Module) -> torch.nn.Module:
     """One layer whose output is the concatenation of ``parts``' outputs (one matmul, not several)."""
+    if len(parts) == 1:
+        return parts[0]
     if isinstance(parts[0], QuantizedLinear):
         return type(parts[0]).concat(list(parts))
     weight = torch.cat([p.weight.detach() for p in parts], dim=0)
@@ -54,52 +50,58 @@ def _linear_from_conv1d(conv) -> torch.nn.Module:
     return lin
 
 
-def _llama(model) -> FastDecoder:
-    cfg, inner = model.config, model.model
+def _check_covered(cfg, family: Family) -> None:
+    """Refuse, by name, every config setting the decoder would otherwise silently ignore."""
     window = getattr(cfg, "sliding_window", None)
     if getattr(cfg, "use_sliding_window", window is not None) and window and window < cfg.max_position_embeddings:
         raise UnsupportedModelError(f"Sliding-window attention ({window} tokens) is not supported by genfast's decoder.")
-    attn0 = inner.layers[0].self_attn
-    heads = cfg.num_attention_heads
-    head_dim = attn0.q_proj.out_features // heads
-    shape = DecoderShape("llama", cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", heads),
-                         head_dim, cfg.max_position_embeddings, cfg.rms_norm_eps)
-    if hasattr(attn0, "q_norm"):
-        raise UnsupportedModelError("Per-head query/key norms (Qwen3-style) are not supported by genfast's decoder.")
-    blocks = []
-    for layer in inner.layers:
-        a, m = layer.self_attn, layer.mlp
-        blocks.append(Block(shape, RMSNorm(layer.input_layernorm.weight, shape.eps),
-                            _fused_linear(a.q_proj, a.k_proj, a.v_proj), a.o_proj,
-                            RMSNorm(layer.post_attention_layernorm.weight, shape.eps),
-                            _fused_linear(m.gate_proj, m.up_proj), m.down_proj))
-    with torch.no_grad():
-        probe = inner.embed_tokens.weight[:1, None]
-        positions = torch.arange(shape.max_positions, device=probe.device)[None]
-        cos, sin = inner.rotary_emb(probe, positions)  # the model's own RoPE variant and scaling
-    return FastDecoder(shape, inner.embed_tokens, blocks, RMSNorm(inner.norm.weight, shape.eps), model.lm_head,
-                       rope_tables=(cos[0].to(probe.dtype), sin[0].to(probe.dtype)))
-
-
-def _gpt2(model) -> FastDecoder:
-    cfg, inner = model.config, model.transformer
-    if cfg.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise UnsupportedModelError(f"GPT-2 activation {cfg.activation_function!r} is not supported.")
-    if cfg.scale_attn_by_inverse_layer_idx or cfg.reorder_and_upcast_attn or not cfg.scale_attn_weights:
+    act = family.activation(cfg)
+    if act not in ACTIVATIONS:
+        raise UnsupportedModelError(f"The MLP activation {act!r} is not supported by genfast's decoder "
+                                    f"(it computes {', '.join(ACTIVATIONS)}).")
+    if family.conv1d and (cfg.scale_attn_by_inverse_layer_idx or cfg.reorder_and_upcast_attn
+                          or not cfg.scale_attn_weights):
         raise UnsupportedModelError("This GPT-2 variant's attention scaling is not supported.")
-    shape = DecoderShape("gpt2", cfg.n_layer, cfg.n_head, cfg.n_head, cfg.n_embd // cfg.n_head, cfg.n_positions,
-                         cfg.layer_norm_epsilon)
-    blocks = [Block(shape, h.ln_1, _linear_from_conv1d(h.attn.c_attn), _linear_from_conv1d(h.attn.c_proj),
-                    h.ln_2, _linear_from_conv1d(h.mlp.c_fc), _linear_from_conv1d(h.mlp.c_proj)) for h in inner.h]
-    return FastDecoder(shape, inner.wte, blocks, inner.ln_f, model.lm_head, pos_embed=inner.wpe)
+    if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None):
+        raise UnsupportedModelError("Attention / logit soft-capping is not supported by genfast's decoder.")
 
 
 def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     """genfast's decoder over ``model``'s weights; UnsupportedModelError names what is missing."""
-    model_type = getattr(model.config, "model_type", None)
-    if model_type in LLAMA_FAMILY:
-        return _llama(model).eval()
-    if model_type == "gpt2":
-        return _gpt2(model).eval()
-    raise UnsupportedModelError(f"genfast's decoder does not cover {model_type!r} models yet "
-                                f"(it covers {', '.join((*LLAMA_FAMILY, 'gpt2'))}).")
+    cfg = model.config
+    family = family_of(cfg)
+    _check_covered(cfg, family)
+    layers = family.decoder_layers(model)
+    heads = cfg.num_attention_heads
+    first_qkv = family.get(family.get(layers[0], family.attention), family.qkv[0])
+    width = first_qkv.out_features if not family.conv1d or isinstance(first_qkv, QuantizedLinear) else first_qkv.nf
+    head_dim = (width // heads) if len(family.qkv) > 1 else cfg.hidden_size // heads
+    eps = getattr(cfg, family.eps_field)
+    shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
+                         head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
+                         activation=family.activation(cfg), norm=family.norm)
+    linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
+
+    def norm(module: torch.nn.Module) -> torch.nn.Module:
+        return RMSNorm(module.weight, eps) if family.norm == "rms" else module
+
+    blocks = []
+    for layer in layers:
+        attn = family.get(layer, family.attention)
+        qk_norms = (norm(attn.q_norm), norm(attn.k_norm)) if family.qk_norm else (None, None)
+        blocks.append(Block(shape, norm(family.get(layer, family.norms[0])),
+                            _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv]),
+                            linear(family.get(attn, family.out_proj)), norm(family.get(layer, family.norms[1])),
+                            _fused_linear(*[linear(family.get(layer, n)) for n in family.ffn_in]),
+                            linear(family.get(layer, family.ffn_out)), *qk_norms))
+    embed = family.get(model, family.embeddings)
+    rope = None
+    if family.rotary:
+        with torch.no_grad():
+            probe = embed.weight[:1, None]
+            positions = torch.arange(shape.max_positions, device=probe.device)[None]
+            cos, sin = family.get(model, family.rotary_emb)(probe, positions)  # the model's own RoPE and scaling
+        rope = (cos[0].to(probe.dtype), sin[0].to(probe.dtype))
+    pos_embed = family.get(model, family.learned_positions) if family.learned_positions else None
+    return FastDecoder(shape, embed, blocks, norm(family.get(model, family.final_norm)), model.lm_head,
+                       pos_embed=pos_embed, rope_tables=rope).eval()

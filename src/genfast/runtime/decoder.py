@@ -1,4 +1,4 @@
-"""genfast's own decoder forward for Llama-family and GPT-2 models, over a static KV cache.
+"""genfast's own decoder forward for the families in ``models.families``, over a static KV cache.
 
 The weights are the transformers model's own tensors (no copy except fused projections);
 the forward is a few named ops per layer, with positions given per row so sequences of
@@ -20,29 +20,41 @@ from genfast.runtime.kv_cache import StaticKVCache
 @dataclass(frozen=True)
 class DecoderShape:
     family: str
-    """``llama`` (RMSNorm, RoPE, gated MLP: Llama, Qwen2, Mistral) or ``gpt2``."""
+    """The ``models.families`` layout name (llama, qwen3, gpt2)."""
     layers: int
     heads: int
     kv_heads: int
     head_dim: int
     max_positions: int
     eps: float
+    gated: bool = True
+    """MLP is down(act(gate(x)) * up(x)) with gate|up fused; else down(act(up(x)))."""
+    rotary: bool = True
+    activation: str = "silu"
+    """A transformers ACT2FN name."""
+    norm: str = "rms"
+    """``rms`` or ``layer``."""
 
 
 class Block(torch.nn.Module):
     """One decoder layer: norm -> attention -> residual -> norm -> MLP -> residual."""
 
     def __init__(self, shape: DecoderShape, norm1: torch.nn.Module, qkv: torch.nn.Linear, out: torch.nn.Linear,
-                 norm2: torch.nn.Module, up: torch.nn.Linear, down: torch.nn.Linear) -> None:
+                 norm2: torch.nn.Module, up: torch.nn.Linear, down: torch.nn.Linear,
+                 q_norm: torch.nn.Module | None = None, k_norm: torch.nn.Module | None = None) -> None:
         super().__init__()
+        from transformers.activations import ACT2FN
+
         self.shape = shape
         self.norm1, self.qkv, self.out, self.norm2, self.up, self.down = norm1, qkv, out, norm2, up, down
+        self.q_norm, self.k_norm = q_norm, k_norm
+        self.act = ACT2FN[shape.activation]
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shape.family == "llama":
+        if self.shape.gated:
             gate, up = self.up(x).chunk(2, dim=-1)  # fused gate|up projection
-            return self.down(F.silu(gate) * up)
-        return self.down(F.gelu(self.up(x), approximate="tanh"))
+            return self.down(self.act(gate) * up)
+        return self.down(self.act(self.up(x)))
 
     def qkv_heads(self, x: torch.Tensor, rope: tuple | None):
         """Projected, rotated q (batch, heads, T, head_dim) and k, v (batch, kv_heads, T, head_dim)."""
@@ -50,8 +62,11 @@ class Block(torch.nn.Module):
         b, t, _ = x.shape
         q, k, v = self.qkv(self.norm1(x)).split([s.heads * s.head_dim, s.kv_heads * s.head_dim,
                                                 s.kv_heads * s.head_dim], dim=-1)
-        q = q.view(b, t, s.heads, s.head_dim).transpose(1, 2)
-        k = k.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
+        q = q.view(b, t, s.heads, s.head_dim)
+        k = k.view(b, t, s.kv_heads, s.head_dim)
+        if self.q_norm is not None:  # per-head norms before the rotary embedding (Qwen3)
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = v.view(b, t, s.kv_heads, s.head_dim).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
@@ -125,7 +140,7 @@ class FastDecoder(torch.nn.Module):
         if self.pos_embed is not None:
             x = x + self.pos_embed(positions)
         rope = None
-        if self.shape.family == "llama":
+        if self.shape.rotary:
             rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])
         return x, rope
 

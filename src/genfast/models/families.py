@@ -1,0 +1,114 @@
+"""The architectures genfast's own decoder, kernels, export and pruning cover, described as data.
+
+One ``Family`` per weight layout; the transformers ``model_type`` values that share it are listed
+with it. Everything that differs between families (where the layers are, which norm, whether the
+MLP is gated, rotary or learned positions, per-head q/k norms, how the config names its widths)
+is read from here, never from string branches elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from genfast.errors import ConfigError
+
+
+class UnsupportedModelError(ConfigError):
+    """genfast's own decoder does not cover this architecture."""
+
+    default_hint = "Use --backend hf (transformers' own forward) for this model."
+
+
+@dataclass(frozen=True)
+class Family:
+    """What genfast needs to know about one architecture's layout."""
+
+    name: str
+    """genfast's name for the layout (also the key of the C layer-stack kernel's variants)."""
+    model_types: tuple[str, ...]
+    """transformers ``config.model_type`` values with this layout."""
+    layers: str
+    """Attribute path of the decoder layers from the CausalLM (``model.layers``)."""
+    embeddings: str
+    """Attribute path of the token embedding."""
+    final_norm: str
+    norm: str
+    """``rms`` (RMSNorm computed in fp32) or ``layer`` (LayerNorm with bias)."""
+    norms: tuple[str, str]
+    """The layer's pre-attention and pre-MLP norm attributes."""
+    attention: str
+    """The layer's attention module attribute."""
+    qkv: tuple[str, ...]
+    """Query/key/value projections inside the attention module (one name when already fused)."""
+    out_proj: str
+    ffn_in: tuple[str, ...]
+    """Projections whose output rows are FFN channels (gate first when gated)."""
+    ffn_out: str
+    gated_mlp: bool
+    rotary: bool
+    learned_positions: str | None
+    """Attribute path of a learned position embedding, if any."""
+    activation_field: str
+    """The config field naming the MLP activation."""
+    eps_field: str
+    """The config field holding the norms' epsilon."""
+    ffn_width_field: str
+    layer_count_field: str
+    rotary_emb: str | None = None
+    """Attribute path of the model's own rotary-embedding module (its variant and scaling are used as is)."""
+    conv1d: bool = False
+    """Weights stored (in, out) as transformers' Conv1D (GPT-2)."""
+    qk_norm: bool = False
+    """Per-head RMSNorm of queries and keys before the rotary embedding (Qwen3)."""
+    head_pruning: bool = True
+
+    def get(self, root: Any, path: str) -> Any:
+        for part in path.split("."):
+            root = getattr(root, part)
+        return root
+
+    def decoder_layers(self, model: Any):
+        return self.get(model, self.layers)
+
+    def activation(self, config: Any) -> str:
+        return getattr(config, self.activation_field)
+
+
+LLAMA = Family(
+    name="llama", model_types=("llama", "qwen2", "mistral"), layers="model.layers",
+    embeddings="model.embed_tokens", final_norm="model.norm", norm="rms",
+    norms=("input_layernorm", "post_attention_layernorm"), attention="self_attn",
+    qkv=("q_proj", "k_proj", "v_proj"), out_proj="o_proj", ffn_in=("mlp.gate_proj", "mlp.up_proj"),
+    ffn_out="mlp.down_proj", gated_mlp=True, rotary=True, learned_positions=None, activation_field="hidden_act",
+    eps_field="rms_norm_eps", rotary_emb="model.rotary_emb", ffn_width_field="intermediate_size",
+    layer_count_field="num_hidden_layers")
+
+QWEN3 = Family(**{**LLAMA.__dict__, "name": "qwen3", "model_types": ("qwen3",), "qk_norm": True})
+
+GPT2 = Family(
+    name="gpt2", model_types=("gpt2",), layers="transformer.h", embeddings="transformer.wte",
+    final_norm="transformer.ln_f", norm="layer", norms=("ln_1", "ln_2"), attention="attn", qkv=("c_attn",),
+    out_proj="c_proj", ffn_in=("mlp.c_fc",), ffn_out="mlp.c_proj", gated_mlp=False, rotary=False,
+    learned_positions="transformer.wpe", activation_field="activation_function", eps_field="layer_norm_epsilon",
+    ffn_width_field="n_inner",
+    layer_count_field="n_layer", conv1d=True, head_pruning=False)
+
+FAMILIES = (LLAMA, QWEN3, GPT2)
+
+ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
+"""MLP activations genfast's decoder computes (through transformers' own ACT2FN)."""
+
+
+def covered_model_types() -> tuple[str, ...]:
+    return tuple(t for f in FAMILIES for t in f.model_types)
+
+
+def family_of(config: Any) -> Family:
+    """The family of a transformers config; UnsupportedModelError names what is covered."""
+    model_type = getattr(config, "model_type", None)
+    for family in FAMILIES:
+        if model_type in family.model_types:
+            return family
+    raise UnsupportedModelError(f"genfast's decoder does not cover {model_type!r} models yet "
+                                f"(it covers {', '.join(covered_model_types())}).")
