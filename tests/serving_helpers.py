@@ -51,9 +51,8 @@ def running_server(model, tokenizer, limits: HttpLimits | None = None, token_hea
                           limits=limits, token_healing=token_healing)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning",
-                                       http=guarded_http_protocol(limits.read_timeout_s),
-                                       timeout_keep_alive=limits.keep_alive_s,
-                                       limit_concurrency=limits.max_connections))
+                                       http=guarded_http_protocol(limits),
+                                       timeout_keep_alive=limits.keep_alive_s))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -27,6 +27,11 @@ class ConfigError(GenfastError):
 
     default_hint = "Check the value against `genfast --help`."
 
+    def __init__(self, message: str, hint: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.param = param
+        """The request field at fault, when the value came in an HTTP request."""
+
 
 class ModelLoadError(GenfastError):
     """A model could not be found or loaded."""

@@ -116,7 +116,8 @@ def test_connections_beyond_the_cap_get_503_and_the_server_recovers(server):
     idle = [socket.create_connection(("127.0.0.1", _port(base))) for _ in range(LIMITS.max_connections)]
     time.sleep(0.2)
     try:
-        assert httpx.get(f"{base}/health", timeout=10).status_code == 503
+        refused = httpx.get(f"{base}/health", timeout=10)
+        assert refused.status_code == 503 and "--max-connections" in refused.json()["error"]["message"]
     finally:
         for s in idle:
             s.close()
@@ -146,7 +147,9 @@ def test_openapi_states_400_not_422(server):
     doc = httpx.get(f"{base}/openapi.json").json()
     for path in ("/v1/completions", "/v1/chat/completions"):
         codes = set(doc["paths"][path]["post"]["responses"])
-        assert "422" not in codes and {"200", "400", "404", "413", "429", "503"} <= codes
+        assert "422" not in codes and {"200", "400", "404", "408", "413", "429", "503"} <= codes
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert body.rsplit("/", 1)[1] in doc["components"]["schemas"]
 
 
 def test_responses_are_counted_by_status_code(server):
@@ -198,3 +201,85 @@ def test_server_ttft_counts_from_arrival(server, tokenizer):
     client_mean = sum(client_ttft) / len(client_ttft)
     assert server_mean <= client_mean
     assert server_mean >= client_mean - max(0.008, 0.15 * client_mean), (server_mean, client_mean)
+
+
+def test_oversized_headers_get_431(server):
+    base, _ = server
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200_000 + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", _port(base)), timeout=10) as s:
+        try:
+            s.sendall(head)
+        except OSError:
+            pass  # the server may close before every byte is sent
+        reply = s.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 431")
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "invalid_request_error"
+
+
+def test_malformed_http_gets_an_openai_error(server):
+    base, _ = server
+    reply = _raw(base, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert "Malformed HTTP" in json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["message"]
+
+
+def test_large_json_structures_are_refused_before_validation_without_stalling(server):
+    base, _ = server
+    bodies = [{"prompt": [1] * 1_000_000, "max_tokens": 2},
+              {"messages": [{"role": "user", "content": "a"}] * 100_000},
+              {"prompt": "x", "logit_bias": {str(i): 1 for i in range(100_000)}},
+              {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}] * 100_000}]}]
+    raws = [json.dumps(b).encode() for b in bodies]
+    gaps = []
+
+    def stream():
+        body = {"prompt": "def", "max_tokens": 150, "ignore_eos": True, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=60) as r:
+            last = time.monotonic()
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    gaps.append(time.monotonic() - last)
+                    last = time.monotonic()
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    time.sleep(0.2)
+
+    async def flood():
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*[
+                client.post(f"{base}/{'v1/chat/completions' if b'messages' in raw else 'v1/completions'}",
+                            content=raw, headers={"content-type": "application/json"}) for raw in raws])
+
+    replies = asyncio.run(flood())
+    streamer.join(60)
+    for reply, param in zip(replies, ["prompt", "messages", "logit_bias", "messages"], strict=True):
+        assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text[:200]
+    assert max(gaps[1:]) < 0.5, max(gaps[1:])
+
+
+@pytest.mark.parametrize("body", [
+    {"prompt": "x", "max_tokens": 3, "temperature": 1e-40},
+    {"prompt": "x", "max_tokens": 3, "temperature": 1.0, "top_p": 1e-300},
+])
+def test_extreme_sampling_values_are_served(server, body):
+    base, _ = server
+    assert httpx.post(f"{base}/v1/completions", json=body, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"prompt": "x", "logit_bias": {"²": 1}}, "logit_bias"),
+    ({"prompt": "x", "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"prompt": "x", "stream": "yes"}, "stream"),
+    ({"prompt": [True, False]}, "prompt"),
+    ({"prompt": "x", "stop": "s" * 2000}, "stop"),
+    ({"prompt": "x " * 200, "max_tokens": 250}, "max_tokens"),
+    ({"prompt": [10**6]}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+])
+def test_client_errors_are_400_with_the_param(server, body, param):
+    base, _ = server
+    r = httpx.post(f"{base}/v1/completions", json=body, timeout=30)
+    assert r.status_code == 400, r.text[:300]
+    error = r.json()["error"]
+    assert error["param"] == param and "genfast --help" not in error["message"]

@@ -207,3 +207,51 @@ def test_seed_makes_sampling_reproducible(server):
     base, _ = server
     body = {"prompt": "x", "max_tokens": 8, "temperature": 1.5, "seed": 2**62, "ignore_eos": True}
     assert post(base, **body).json()["choices"][0]["text"] == post(base, **body).json()["choices"][0]["text"]
+
+
+def test_streamed_echo_carries_the_prompt_logprobs(server):
+    base, _ = server
+    body = {"prompt": "x y z", "max_tokens": 2, "echo": True, "logprobs": 1, "temperature": 0, "ignore_eos": True}
+    whole = post(base, **body).json()["choices"][0]["logprobs"]
+    _, events = stream_text(base, **body)
+    streamed = {"tokens": [], "token_logprobs": [], "text_offset": []}
+    for event in events:
+        lp = event["choices"][0]["logprobs"] if event.get("choices") else None
+        for key in streamed:
+            streamed[key] += lp[key] if lp else []
+    assert streamed["tokens"] == whole["tokens"] and streamed["text_offset"] == whole["text_offset"]
+    assert streamed["token_logprobs"][0] is None
+    assert streamed["token_logprobs"][1:] == pytest.approx(whole["token_logprobs"][1:], abs=1e-5)
+
+
+def test_text_offsets_count_characters_not_token_names(server):
+    base, _ = server
+    lp = post(base, prompt="a日b", max_tokens=0, echo=True, logprobs=0).json()["choices"][0]["logprobs"]
+    assert lp["text_offset"] == sorted(lp["text_offset"]) and lp["text_offset"][-1] <= len("a日b") - 1
+
+
+def test_chat_logprob_bytes_are_the_tokens_own(server, tokenizer):
+    base, _ = server
+    from genfast.serving.responses import token_bytes
+
+    partial = next(i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i]))
+    body = post(base, "/v1/chat/completions", messages=[{"role": "user", "content": "x"}], max_tokens=1,
+                logprobs=True, logit_bias={str(partial): 100}).json()
+    entry = body["choices"][0]["logprobs"]["content"][0]
+    assert entry["token"] == f"token_id:{partial}" and bytes(entry["bytes"]) == token_bytes(tokenizer, partial)
+    assert len(entry["bytes"]) == 1
+
+
+def test_healing_counts_the_clients_prompt_and_new_tokens_only(server, tokenizer):
+    base, _ = server
+    for prompt in ("import os\n", "class Stack:", "x = 1 +", "def "):
+        body = post(base, prompt=prompt, max_tokens=2, temperature=0, ignore_eos=True).json()
+        assert body["usage"]["prompt_tokens"] == len(tokenizer(prompt)["input_ids"]), prompt
+        assert body["usage"]["completion_tokens"] == 2, prompt
+
+
+def test_function_role_is_accepted(server):
+    base, _ = server
+    r = post(base, "/v1/chat/completions", messages=[{"role": "function", "content": "42", "name": "f"}],
+             max_tokens=2)
+    assert r.status_code == 200

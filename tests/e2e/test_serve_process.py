@@ -90,7 +90,7 @@ def test_health_is_503_while_loading_and_while_draining(tiny_dirs):
                     assert early.status_code == 503 and "loading" in early.json()["error"]["message"]
             except httpx.TransportError:
                 time.sleep(0.02)
-        assert seen[0] == 503 and seen[-1] == 200
+        assert seen[0] == 503 and seen[-1] == 200  # the socket answers before the model is loaded
         with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
                           json={"prompt": "def", "max_tokens": 200, "ignore_eos": True, "temperature": 0,
                                 "stream": True}) as r:
@@ -102,6 +102,9 @@ def test_health_is_503_while_loading_and_while_draining(tiny_dirs):
             refused = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
             rest = [line[6:] for line in lines if line.startswith("data: ")]
         assert health.status_code == 503 and health.json() == {"status": "stopping"}
+        counted = [line for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines()
+                   if line.startswith("genfast_http_responses_total") and 'code="503"' in line]
+        assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 3  # while loading and while draining
         assert refused.status_code == 503 and refused.json()["error"]["type"] == "server_error"
         assert rest[-1] == "[DONE]" and json.loads(rest[-2])["choices"][0]["finish_reason"] == "length"
         assert proc.wait(timeout=60) == 0

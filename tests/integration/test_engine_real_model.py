@@ -85,7 +85,7 @@ def test_server_builds_an_engine_for_onnxruntime(tiny_dirs):
     pytest.importorskip("onnxruntime")
     from genfast.serving.server import ServeConfig, build_engine_parts
 
-    _, core, _ = build_engine_parts(ServeConfig(model=str(tiny_dirs["gpt2"]), backend="onnxruntime",
+    _, core = build_engine_parts(ServeConfig(model=str(tiny_dirs["gpt2"]), backend="onnxruntime",
                                                 scheduler=SchedulerConfig(max_running=2)))
     reqs = [core.add([5, 6, 7], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)) for _ in range(3)]
     _run(core)

@@ -63,7 +63,8 @@ def _print(runs: list[dict]) -> None:
 
 def bench(
     url: str = typer.Option("http://127.0.0.1:8000", help="Base URL of an OpenAI-compatible server."),
-    model: str = typer.Option("demo", help="Model name sent in requests."),
+    model: str | None = typer.Option(None, help="Model name sent in requests (default: the first one the "
+                                     "endpoint's /v1/models lists)."),
     concurrency: list[int] = typer.Option([], "--concurrency", "-c", help="Streams in flight; repeat to sweep."),
     rate: list[float] = typer.Option([], "--rate", "-r", help="Poisson arrivals per second; repeat to sweep."),
     requests: int = typer.Option(64, help="Counted requests per load level."),

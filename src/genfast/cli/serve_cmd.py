@@ -43,6 +43,10 @@ def serve(
     max_replicas: int = typer.Option(1, help="--ray: autoscaling upper bound."),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics."""
+    from genfast.serving.listen import listen
+
+    # listening before torch is even imported: early clients wait in the backlog, not refused
+    sock = None if ray else listen(host, port)
     from genfast.models.loading import recipe_runtime_options
     from genfast.serving.http_limits import HttpLimits
     from genfast.serving.scheduler import SchedulerConfig
@@ -72,5 +76,5 @@ def serve(
 
         run_ray(cfg, min_replicas=min_replicas, max_replicas=max_replicas)
         return
-    run(cfg, on_loaded=lambda: err_console.print(
+    run(cfg, sock=sock, on_loaded=lambda: err_console.print(
         f"genfast serving {model} on http://{host}:{port} ({mode} batching, backend {backend or 'from recipe'})"))

@@ -9,6 +9,7 @@ import torch
 
 from genfast.errors import ConfigError
 
+GREEDY_BELOW = 1e-5
 SEED_RANGE = (-(2**63), 2**63 - 1)
 """What torch.Generator.manual_seed takes without overflowing (int64)."""
 
@@ -46,30 +47,34 @@ class SamplingParams:
 
     def validate(self, vocab_size: int | None = None) -> None:
         if self.max_tokens < 0:
-            raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens}.")
+            raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens}.", param="max_tokens")
         if self.max_tokens == 0 and self.prompt_logprobs is None:
             raise ConfigError("max_tokens must be at least 1, got 0.",
-                              "max_tokens 0 only scores a prompt: send echo with logprobs.")
+                              "max_tokens 0 only scores a prompt: send echo with logprobs.", param="max_tokens")
         if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}.")
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}.", param="temperature")
         if self.top_k < 0:
-            raise ConfigError(f"top_k must be >= 0, got {self.top_k}.")
+            raise ConfigError(f"top_k must be >= 0, got {self.top_k}.", param="top_k")
         if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}.", param="top_p")
         if self.seed is not None and not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
-            raise ConfigError(f"seed {self.seed} is outside the 64-bit signed range.", "Use a smaller seed.")
+            raise ConfigError(f"seed {self.seed} is outside the 64-bit signed range.", "Use a smaller seed.",
+                              param="seed")
         for name in ("presence_penalty", "frequency_penalty"):
             if not -2.0 <= getattr(self, name) <= 2.0:
-                raise ConfigError(f"{name} must be in [-2, 2], got {getattr(self, name)}.")
+                raise ConfigError(f"{name} must be in [-2, 2], got {getattr(self, name)}.", param=name)
         for token, bias in self.logit_bias.items():
             if vocab_size is not None and not 0 <= token < vocab_size:
-                raise ConfigError(f"logit_bias names token {token}, outside the vocabulary of {vocab_size}.")
+                raise ConfigError(f"logit_bias names token {token}, outside the vocabulary of {vocab_size}.",
+                                  param="logit_bias")
             if not -100.0 <= bias <= 100.0:
-                raise ConfigError(f"logit_bias values must be in [-100, 100], got {bias} for token {token}.")
+                raise ConfigError(f"logit_bias values must be in [-100, 100], got {bias} for token {token}.",
+                                  param="logit_bias")
 
     @property
     def is_greedy(self) -> bool:
-        return self.temperature == 0 or self.top_k == 1
+        # below 1e-5 (as vLLM) dividing the logits by the temperature only overflows: it is greedy
+        return self.temperature < GREEDY_BELOW or self.top_k == 1
 
     @property
     def adjusts_logits(self) -> bool:
@@ -108,6 +113,7 @@ def sample_row(logits: torch.Tensor, params: SamplingParams, generator: torch.Ge
         sorted_scores, order = scores.sort(descending=True)
         cumulative = sorted_scores.softmax(-1).cumsum(-1)
         drop = cumulative - sorted_scores.softmax(-1) >= params.top_p  # keep the token that crosses top_p
+        drop[0] = False  # the most likely token always stays, however small top_p (rounding)
         scores = scores.scatter(0, order[drop], float("-inf"))
     probs = scores.softmax(-1)
     return int(torch.multinomial(probs, 1, generator=generator))

@@ -51,6 +51,8 @@ class Request:
     finish_reason: str | None = None
     error: str | None = None
     generator: torch.Generator | None = None
+    spare_tokens: int = 0
+    """Token healing: 1 when the first token only re-chose the prompt's last piece (not counted)."""
     # stage timings (seconds), for metrics
     admitted: float | None = None
     first_token: float | None = None
@@ -62,6 +64,15 @@ class Request:
     def text(self) -> str:
         """The output text so far, held-back characters included."""
         return self.text_stream.text if self.text_stream else ""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The client's prompt length (token healing dropped its last token from ``prompt_ids``)."""
+        return len(self.prompt_ids) + (self.first_token_mask is not None)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.output_ids) - self.spare_tokens
 
 
 @dataclass
@@ -125,18 +136,21 @@ class EngineCore:
             raise EngineStoppedError("The server is shutting down.", "Send the request to another replica.")
         params.validate(self.vocab_size)
         if not prompt_ids:
-            raise ConfigError("The prompt is empty.", "Send at least one token of prompt.")
+            raise ConfigError("The prompt is empty.", "Send at least one token of prompt.", param="prompt")
         cfg = self.config
         if cfg.max_prompt_tokens and len(prompt_ids) > cfg.max_prompt_tokens:
             raise ConfigError(f"The prompt has {len(prompt_ids)} tokens; this server accepts at most "
-                              f"{cfg.max_prompt_tokens}.", "Shorten the prompt.")
+                              f"{cfg.max_prompt_tokens}.", "Shorten the prompt.", param="prompt")
         if cfg.max_output_tokens and params.max_tokens > cfg.max_output_tokens:
             raise ConfigError(f"max_tokens {params.max_tokens} is above this server's limit of "
-                              f"{cfg.max_output_tokens}.", f"Ask for at most {cfg.max_output_tokens} tokens.")
-        if len(prompt_ids) + params.max_tokens > self.max_model_len:
+                              f"{cfg.max_output_tokens}.", f"Ask for at most {cfg.max_output_tokens} tokens.",
+                              param="max_tokens")
+        healing = first_token_mask is not None  # may spend one token re-choosing the prompt's last one
+        if len(prompt_ids) + params.max_tokens + healing > self.max_model_len:
             raise ConfigError(
-                f"Prompt of {len(prompt_ids)} tokens + max_tokens {params.max_tokens} exceeds the context "
-                f"of {self.max_model_len} tokens.", f"Keep prompt + max_tokens <= {self.max_model_len}.")
+                f"Prompt of {len(prompt_ids) + healing} tokens + max_tokens {params.max_tokens} exceeds the context "
+                f"of {self.max_model_len} tokens.", f"Keep prompt + max_tokens <= {self.max_model_len}.",
+                param="max_tokens")
         if waiting - (cfg.max_running - len(self.running)) >= cfg.max_queued:
             raise QueueFullError(f"Every row is busy and the queue is full ({cfg.max_queued} requests waiting).")
         req = Request(id=request_id or f"req-{next(self._ids)}", prompt_ids=list(prompt_ids), params=params,
@@ -259,7 +273,9 @@ class EngineCore:
             req.finish_reason = "stop"
         elif not req.params.ignore_eos and token == eos:
             req.finish_reason = "stop"
-        elif len(req.output_ids) >= req.params.max_tokens:
+        elif len(req.output_ids) == 1 and req.first_token_mask is not None and not req.text:
+            req.spare_tokens = 1  # healing only re-chose the prompt's last token: no new text yet
+        elif req.completion_tokens >= req.params.max_tokens:
             req.finish_reason = "length"
         if req.finish_reason is not None:
             delta += req.text_stream.flush()

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genfast.serving.protocol import ErrorResponse, error_body
@@ -16,11 +17,13 @@ from genfast.serving.protocol import ErrorResponse, error_body
 log = logging.getLogger("genfast.serving")
 
 _KIND = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
-         408: "timeout", 413: "invalid_request_error", 429: "rate_limit_error", 503: "server_error",
+         408: "timeout", 413: "invalid_request_error", 431: "invalid_request_error", 429: "rate_limit_error", 503: "server_error",
          504: "timeout"}
 
 ROUTE_ERRORS = {400: "Invalid request (OpenAI error object; `param` names the field).",
-                404: "Unknown model.", 413: "Request body above --max-request-bytes.",
+                404: "Unknown model.", 408: "The body did not arrive within --read-timeout.",
+                413: "Request body above --max-request-bytes.",
+                431: "Request line and headers above their limit.",
                 429: "Every row is busy and the queue is full; retry after `Retry-After` s.",
                 500: "The request failed inside the engine (the others go on).",
                 503: "Starting or shutting down.", 504: "The request did not finish within --request-timeout."}
@@ -34,12 +37,15 @@ def error_response(status: int, message: str, kind: str | None = None, param: st
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 for a malformed body, as OpenAI's 400 with the offending field in ``param``."""
-    errors = exc.errors()
+    return validation_error_response(exc.errors())
+
+
+def validation_error_response(errors: list[dict]) -> JSONResponse:
+    """pydantic's (or FastAPI's 422) errors as OpenAI's 400 with the offending field in ``param``."""
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     # a union (str | list | ...) reports one error per branch; the field name is what matters
-    loc = [p for p in loc if not (p.startswith(("list[", "str", "int", "dict[", "function-")) or p.isdigit())]
+    loc = [p for p in loc if not (p in ("str", "int", "float", "bool", "none") or "[" in p or p.isdigit())]
     param = loc[0] if loc else None
     kind = first.get("type", "")
     if kind == "extra_forbidden":
@@ -72,21 +78,33 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"Internal error: {type(exc).__name__}.", "server_error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """OpenAI-shaped answers for validation errors, 404/405, bodies too deep or not UTF-8, and bugs."""
+def install_error_handlers(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -> None:
+    """OpenAI-shaped answers for validation errors, 404/405, bodies too deep or not UTF-8, and bugs;
+    ``body_models``: request bodies the routes parse themselves, added to the OpenAPI document."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(UnicodeError, _unicode_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app, body_models)
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that parses ``model`` itself (so FastAPI does not)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def _openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...]) -> dict[str, Any]:
     """FastAPI's document, with the 422 it adds to every body route replaced by the 400 we send."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in body_models:
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             operation.get("responses", {}).pop("422", None)

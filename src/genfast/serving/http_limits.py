@@ -32,10 +32,12 @@ class HttpLimits:
     """An idle connection between requests is closed after this."""
     max_connections: int = 512
     """Open connections beyond this are answered 503 at once."""
+    max_header_bytes: int = 64 * 1024
+    """A request line + headers larger than this get 431."""
     version: int = 1
 
     def validate(self) -> None:
-        for name in ("max_request_bytes", "max_connections"):
+        for name in ("max_request_bytes", "max_connections", "max_header_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
         for name in ("read_timeout_s", "keep_alive_s"):
@@ -89,26 +91,36 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
 
-async def _send_error(send, status: int, message: str) -> None:
-    kind = "timeout" if status == 408 else "invalid_request_error"
+def _error_bytes(status: int, message: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    kind = {408: "timeout", 503: "server_error"}.get(status, "invalid_request_error")
     body = json.dumps(error_body(message, kind)).encode()
-    # the rest of the body is not read, so the connection cannot carry another request
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close")]
+    # the rest of the request is not read, so the connection cannot carry another one
+    return body, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                  (b"connection", b"close")]
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    body, headers = _error_bytes(status, message)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def guarded_http_protocol(read_timeout_s: float):
-    """uvicorn's httptools protocol, closing connections whose request headers do not arrive in time."""
+_REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+
+
+def guarded_http_protocol(limits: HttpLimits):
+    """uvicorn's httptools protocol with the limits uvicorn lacks: a deadline for a request's headers,
+    a cap on their size (431), a cap on open connections (503), all answered in OpenAI's shape."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _guard: asyncio.TimerHandle | None = None
+        _header_bytes = 0
+        _in_headers = True
 
         def _arm(self) -> None:
             self._disarm()
-            self._guard = self.loop.call_later(read_timeout_s, self._too_slow)
+            self._guard = self.loop.call_later(limits.read_timeout_s, self._too_slow)
 
         def _disarm(self) -> None:
             if self._guard is not None:
@@ -119,13 +131,34 @@ def guarded_http_protocol(read_timeout_s: float):
             if not self.transport.is_closing():
                 self.transport.close()
 
+        def _refuse(self, status: int, message: str) -> None:
+            body, headers = _error_bytes(status, message)
+            head = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+            self.transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, _REASONS[status], head, body))
+            self.transport.close()
+
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                self._refuse(503, f"The server holds its maximum of {limits.max_connections} connections "
+                             "(--max-connections); retry shortly.")
+                return
             self._arm()  # the first request's headers must come within read_timeout_s
 
         def connection_lost(self, exc) -> None:
             self._disarm()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            in_headers = self._in_headers
+            super().data_received(data)
+            if in_headers and self._in_headers and not self.transport.is_closing():  # headers still coming
+                self._header_bytes += len(data)
+                if self._header_bytes > limits.max_header_bytes:
+                    self._refuse(431, f"The request line and headers exceed {limits.max_header_bytes} bytes.")
+
+        def send_400_response(self, msg: str) -> None:
+            self._refuse(400, f"Malformed HTTP request: {msg}")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -134,6 +167,11 @@ def guarded_http_protocol(read_timeout_s: float):
 
         def on_headers_complete(self) -> None:
             self._disarm()  # the body's deadline is RequestLimits' job
+            self._in_headers = False
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_headers, self._header_bytes = True, 0  # the next request's headers
 
     return GuardedHttpToolsProtocol

@@ -38,7 +38,7 @@ def check_text(text: str, param: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ConfigError(f"{param} holds an unpaired surrogate (\\u{ord(exc.object[exc.start]):04x}), "
-                          "which is not Unicode text.", "Send valid UTF-8 text.") from None
+                          "which is not Unicode text.", "Send valid UTF-8 text.", param=param.split("[")[0]) from None
 
 
 class PromptEncoder:
@@ -58,14 +58,15 @@ class PromptEncoder:
         if len(text) > self.max_prompt_tokens * self.longest_token:
             raise ConfigError(f"The prompt has {len(text)} characters; at most {self.max_prompt_tokens} tokens "
                               f"fit, which is at most {self.max_prompt_tokens * self.longest_token} characters "
-                              "with this tokenizer.", "Shorten the prompt.")
+                              "with this tokenizer.", "Shorten the prompt.", param="prompt")
 
     def completion(self, prompt: str | list[int], heal_tokens: bool) -> PreparedPrompt:
         """A completion prompt (text or token ids); healed when asked and the server allows it."""
         if isinstance(prompt, list):
             bad = [t for t in prompt if not 0 <= t < self.vocab_size]
             if bad:
-                raise ConfigError(f"prompt token {bad[0]} is outside the vocabulary of {self.vocab_size}.")
+                raise ConfigError(f"prompt token {bad[0]} is outside the vocabulary of {self.vocab_size}.",
+                                  param="prompt")
             return PreparedPrompt(list(prompt), self.tokenizer.decode(prompt))
         check_text(prompt, "prompt")
         self.check_length(prompt)

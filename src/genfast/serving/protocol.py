@@ -11,18 +11,19 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from genfast.runtime.sampling import SEED_RANGE, SamplingParams
 
 UNSUPPORTED = "is not supported by genfast"
+MAX_STOP_CHARS = 1024
 
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    include_usage: bool = False
-    continuous_usage_stats: bool = False
+    include_usage: StrictBool = False
+    continuous_usage_stats: StrictBool = False
 
 
 class _SamplingFields(BaseModel):
@@ -34,15 +35,16 @@ class _SamplingFields(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=0, ge=0, description="genfast/vLLM extension: 0 keeps every token.")
     seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
-    stop: str | list[str] | None = Field(default=None, description="Up to 4 strings.")
-    stream: bool = False
+    stop: str | list[str] | None = Field(default=None, description=f"Up to 4 strings of at most {MAX_STOP_CHARS} "
+                                        "characters.")
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1, description="Only one choice per request is supported.")
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = Field(default=None, description="Token id (as a string) -> bias in "
                                                 "[-100, 100] added to its logit.")
-    ignore_eos: bool = Field(default=False, description="genfast/vLLM extension: generate max_tokens exactly.")
+    ignore_eos: StrictBool = Field(default=False, description="genfast/vLLM extension: generate max_tokens exactly.")
     user: str | None = Field(default=None, description="Accepted; has no effect.")
 
     @field_validator("stop")
@@ -50,13 +52,15 @@ class _SamplingFields(BaseModel):
     def _at_most_four_stops(cls, value):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
+        if any(len(stop) > MAX_STOP_CHARS for stop in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError(f"stop sequences are limited to {MAX_STOP_CHARS} characters")
         return value
 
     @field_validator("logit_bias")
     @classmethod
     def _bias_keys_are_token_ids(cls, value):
         for key, bias in (value or {}).items():
-            if not key.strip().lstrip("-").isdigit():
+            if not (key.isascii() and key.strip().lstrip("-").isdigit()):
                 raise ValueError(f"keys must be token ids, got {key!r}")
             if not -100.0 <= bias <= 100.0:
                 raise ValueError(f"values must be in [-100, 100], got {bias}")
@@ -71,6 +75,13 @@ class _SamplingFields(BaseModel):
             frequency_penalty=self.frequency_penalty,
             logit_bias={int(k): float(v) for k, v in (self.logit_bias or {}).items()})
 
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_stream(cls, value, info):
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed with stream true")
+        return value
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -83,9 +94,9 @@ def _refuse_if_set(value: Any, name: str, allowed: tuple = (None,)) -> Any:
 
 
 class CompletionRequest(_SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+    prompt: str | list[str] | list[StrictInt] | list[list[StrictInt]] = Field(
         description="One prompt: a string, or token ids (a list of one string / one id list also works).")
-    echo: bool = False
+    echo: StrictBool = False
     logprobs: int | None = Field(default=None, ge=0, le=5,
                                  description="Log-probabilities of each token and this many alternatives.")
     best_of: int | None = Field(default=None, description=f"Only 1; larger values {UNSUPPORTED}.")
@@ -138,7 +149,7 @@ class TextPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")  # name, tool_call_id, refusal... do not change the prompt
 
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
     content: str | list[dict[str, Any]] | None = None
 
     @field_validator("content")
@@ -156,7 +167,7 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    logprobs: bool = False
+    logprobs: StrictBool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     tools: list[dict[str, Any]] | None = Field(default=None, description=f"Tool calling {UNSUPPORTED}.")
     tool_choice: Any = Field(default=None, description=f"Tool calling {UNSUPPORTED}.")

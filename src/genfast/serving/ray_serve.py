@@ -29,11 +29,11 @@ def build_deployment(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int 
     require_ray()
     from ray import serve
 
-    from genfast.serving.http_errors import install_error_handlers
+    from genfast.serving.http_errors import install_error_handlers, request_body
     from genfast.serving.http_limits import RequestLimits
 
     app = FastAPI(title="genfast (Ray Serve)")
-    install_error_handlers(app)
+    install_error_handlers(app, (CompletionRequest, ChatCompletionRequest))
     app.add_middleware(RequestLimits, limits=cfg.http)  # Ray's proxy holds the connections themselves
 
     @serve.deployment(
@@ -55,15 +55,15 @@ def build_deployment(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int 
                 self.starting = True
                 await self.server.start()
 
-        @app.post("/v1/completions")
-        async def completions(self, body: CompletionRequest, request: Request):
+        @app.post("/v1/completions", openapi_extra=request_body(CompletionRequest))
+        async def completions(self, request: Request):
             await self._started()
-            return await self.server.completions(body, request)
+            return await self.server.completions(request)
 
-        @app.post("/v1/chat/completions")
-        async def chat_completions(self, body: ChatCompletionRequest, request: Request):
+        @app.post("/v1/chat/completions", openapi_extra=request_body(ChatCompletionRequest))
+        async def chat_completions(self, request: Request):
             await self._started()
-            return await self.server.chat_completions(body, request)
+            return await self.server.chat_completions(request)
 
         @app.get("/v1/models")
         async def models(self):
@@ -161,7 +161,7 @@ def start(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int = 1) -> Non
 
 def run_ray(cfg: ServeConfig, min_replicas: int = 1, max_replicas: int = 1) -> None:
     """Deploy, then block until SIGINT/SIGTERM and shut Ray Serve down cleanly."""
-    from genfast.serving.server import check_port_free
+    from genfast.serving.listen import check_port_free
 
     check_port_free(cfg.host, cfg.port)
     start(cfg, min_replicas, max_replicas)

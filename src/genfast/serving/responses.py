@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from genfast.runtime.logprobs import TokenLogprob
 from genfast.serving.engine_core import Request
 from genfast.serving.protocol import Usage
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_level_alphabet() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte (GPT-2's scheme), inverted: char -> byte."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    chars = list(printable)
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + len(chars) - 188)
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+_BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def token_bytes(tokenizer: Any, token_id: int) -> bytes:
+    """The UTF-8 bytes a token stands for, also when they are only part of a character."""
+    piece = tokenizer.convert_ids_to_tokens(token_id)
+    if isinstance(piece, str):
+        if match := _BYTE_FALLBACK.fullmatch(piece):  # SentencePiece's byte fallback
+            return bytes([int(match.group(1), 16)])
+        alphabet = _byte_level_alphabet()
+        if piece and all(ch in alphabet for ch in piece):
+            return bytes(alphabet[ch] for ch in piece)
+    return tokenizer.decode([token_id]).encode("utf-8")
 
 
 class Formatter:
@@ -15,8 +44,8 @@ class Formatter:
     def __init__(self, tokenizer: Any, model_name: str, response_id: str, created: int, chat: bool) -> None:
         self.tokenizer, self.model_name, self.id, self.created, self.chat = (
             tokenizer, model_name, response_id, created, chat)
-        self.offset = 0
-        """Characters of text already sent, for completions' ``text_offset``."""
+        self.sent = bytearray()
+        """The bytes of every token already described, for completions' ``text_offset``."""
 
     def _token(self, token_id: int) -> str:
         """A token's text; one that is part of a UTF-8 character is named ``token_id:N`` (as vLLM does),
@@ -31,26 +60,25 @@ class Formatter:
             return {"content": [self._chat_entry(e) for e in entries], "refusal": None}
         tokens, values, tops, offsets = [], [], [], []
         for entry in entries:
-            text = self._token(entry.token_id)
-            tokens.append(text)
+            tokens.append(self._token(entry.token_id))
             values.append(entry.logprob)
             tops.append(None if entry.logprob is None else {self._token(t): lp for t, lp in entry.top})
-            offsets.append(self.offset)
-            self.offset += len(text)
+            offsets.append(len(self.sent.decode("utf-8", "ignore")))  # characters, a split one not yet
+            self.sent += token_bytes(self.tokenizer, entry.token_id)
         return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
     def _chat_entry(self, entry: TokenLogprob) -> dict:
         def one(token_id: int, logprob: float) -> dict:
-            text = self._token(token_id)
-            return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+            return {"token": self._token(token_id), "logprob": logprob,
+                    "bytes": list(token_bytes(self.tokenizer, token_id))}
 
         return {**one(entry.token_id, entry.logprob), "top_logprobs": [one(t, lp) for t, lp in entry.top]}
 
     # --- bodies ------------------------------------------------------------------------------
     @staticmethod
     def usage(req: Request) -> dict:
-        return Usage(prompt_tokens=len(req.prompt_ids), completion_tokens=len(req.output_ids),
-                     total_tokens=len(req.prompt_ids) + len(req.output_ids)).model_dump()
+        return Usage(prompt_tokens=req.prompt_tokens, completion_tokens=req.completion_tokens,
+                     total_tokens=req.prompt_tokens + req.completion_tokens).model_dump()
 
     @staticmethod
     def finish_reason(req: Request) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import signal
 import socket
 import time
@@ -11,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genfast.errors import ConfigError, Interrupted
+from genfast.errors import Interrupted
 from genfast.serving.http_limits import HttpLimits
+from genfast.serving.listen import listen
 from genfast.serving.scheduler import SchedulerConfig
 
 
@@ -43,25 +43,11 @@ class ServeConfig:
     version: int = 1
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail early, with the fix, if something already listens on host:port."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"Port {port} on {host} is already in use.",
-                                  "Stop the other server or pass another --port.") from None
-            raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}.", "Check --host.") from None
-
-
 def build_engine_parts(cfg: ServeConfig):
-    """Load the model and build (handle, EngineCore, metrics) for ``cfg``."""
+    """Load the model and build (handle, EngineCore) for ``cfg``."""
     from genfast.backends.registry import build_runtime
     from genfast.models.loading import load
     from genfast.serving.engine_core import EngineCore
-    from genfast.serving.metrics import ServingMetrics
 
     cfg.scheduler.validate()
     handle = load(cfg.model, device=cfg.device, dtype=cfg.dtype)
@@ -72,7 +58,7 @@ def build_engine_parts(cfg: ServeConfig):
 
         runtime = RowAdapter(runtime, cfg.max_model_len or handle.context_length)
     core = EngineCore(runtime, handle.tokenizer, cfg.scheduler, max_model_len=cfg.max_model_len)
-    return handle, core, ServingMetrics(model_name(cfg))
+    return handle, core
 
 
 def model_name(cfg: ServeConfig) -> str:
@@ -86,13 +72,17 @@ def build_server(cfg: ServeConfig, eager: bool, warmup: bool = True):
     """The OpenAIServer for ``cfg``: its model loaded now (``eager``), or by the server as it starts."""
     from genfast.serving.app import OpenAIServer
     from genfast.serving.async_engine import AsyncEngine
+    from genfast.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics(model_name(cfg))  # exists before the model, so responses while loading count
 
     def load():
-        handle, core, metrics = build_engine_parts(cfg)
+        handle, core = build_engine_parts(cfg)
         return AsyncEngine(core, metrics), handle.tokenizer
 
     options = dict(default_max_tokens=cfg.default_max_tokens, request_timeout_s=cfg.request_timeout_s,
-                   token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,), warmup=warmup)
+                   token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,), warmup=warmup,
+                   metrics=metrics)
     if eager:
         engine, tokenizer = load()
         return OpenAIServer(engine, tokenizer, model_name(cfg), **options)
@@ -145,28 +135,28 @@ def _draining_server(config, api, grace_s: float):
     return Server(config)
 
 
-def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None) -> None:
+def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None, sock: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM; then stop admitting, finish running requests, exit 0.
 
-    The socket is open before the model loads, so ``/health`` answers 503 while it loads.
+    The socket is open before the model loads (``sock``, from ``listen``, may be opened earlier
+    still), so ``/health`` answers 503 while it loads.
     """
     import uvicorn
 
     from genfast.serving.http_limits import guarded_http_protocol
 
-    check_port_free(cfg.host, cfg.port)
+    sock = sock or listen(cfg.host, cfg.port)
     cfg.http.validate()
     cfg.scheduler.validate()
     api = build_server(cfg, eager=False)
     api.on_ready = on_loaded
     config = uvicorn.Config(api.build(), host=cfg.host, port=cfg.port, log_level="warning",
-                            http=guarded_http_protocol(cfg.http.read_timeout_s),
+                            http=guarded_http_protocol(cfg.http),
                             timeout_keep_alive=cfg.http.keep_alive_s,  # type: ignore[arg-type]
-                            limit_concurrency=cfg.http.max_connections,
                             timeout_graceful_shutdown=int(cfg.graceful_shutdown_s))
     server = _draining_server(config, api, cfg.graceful_shutdown_s)
     api.on_load_error = lambda: setattr(server, "should_exit", True)
-    server.run()
+    server.run(sockets=[sock])
     if api.load_error is not None:
         raise api.load_error
     if server.cut_by is not None:

@@ -74,8 +74,12 @@ class TextStream:
         """Characters at the end of ``text`` that begin some stop string."""
         longest = 0
         for stop in self.stops:
-            for k in range(min(len(stop) - 1, len(self.text)), longest, -1):
-                if self.text.endswith(stop[:k]):
-                    longest = k
+            start = max(0, len(self.text) - len(stop) + 1)
+            # candidates start where the stop's first character occurs; the first that matches is the longest
+            i = self.text.find(stop[0], start)
+            while i != -1 and len(self.text) - i > longest:
+                if stop.startswith(self.text[i:]):
+                    longest = len(self.text) - i
                     break
+                i = self.text.find(stop[0], i + 1)
         return longest
