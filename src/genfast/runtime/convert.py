@@ -54,7 +54,8 @@ def _check_covered(cfg, family: Family) -> None:
     """Refuse, by name, every config setting the decoder would otherwise silently ignore."""
     window = getattr(cfg, "sliding_window", None)
     if getattr(cfg, "use_sliding_window", window is not None) and window and window < cfg.max_position_embeddings:
-        raise UnsupportedModelError(f"Sliding-window attention ({window} tokens) is not supported by genfast's decoder.")
+        raise UnsupportedModelError(f"Sliding-window attention ({window} tokens) is not supported by genfast's "
+                                    "decoder.")
     act = family.activation(cfg)
     if act not in ACTIVATIONS:
         raise UnsupportedModelError(f"The MLP activation {act!r} is not supported by genfast's decoder "

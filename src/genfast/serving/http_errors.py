@@ -17,8 +17,8 @@ from genfast.serving.protocol import ErrorResponse, error_body
 log = logging.getLogger("genfast.serving")
 
 _KIND = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
-         408: "timeout", 413: "invalid_request_error", 431: "invalid_request_error", 429: "rate_limit_error", 503: "server_error",
-         504: "timeout"}
+         408: "timeout", 413: "invalid_request_error", 431: "invalid_request_error", 429: "rate_limit_error",
+         503: "server_error", 504: "timeout"}
 
 ROUTE_ERRORS = {400: "Invalid request (OpenAI error object; `param` names the field).",
                 404: "Unknown model.", 408: "The body did not arrive within --read-timeout.",
