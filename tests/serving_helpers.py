@@ -71,3 +71,32 @@ def running_server(model, tokenizer, limits: HttpLimits | None = None, token_hea
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
+
+
+def burst(base: str, count: int, body: dict, path: str = "/v1/completions") -> list[httpx.Response]:
+    """``count`` copies of one request, sent at once."""
+    import asyncio
+
+    async def send():
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*[client.post(f"{base}{path}", json=body) for _ in range(count)])
+
+    return list(asyncio.run(send()))
+
+
+def stream_gaps_in_background(base: str, max_tokens: int) -> tuple[threading.Thread, list[float]]:
+    """A started thread streaming one greedy completion; the list fills with its inter-chunk gaps (s)."""
+    gaps: list[float] = []
+
+    def stream() -> None:
+        body = {"prompt": "def", "max_tokens": max_tokens, "ignore_eos": True, "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=60) as r:
+            last = time.monotonic()
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    gaps.append(time.monotonic() - last)
+                    last = time.monotonic()
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    return thread, gaps

@@ -11,7 +11,7 @@ import pytest
 
 from genfast.models.tiny import tiny_model
 from genfast.serving.http_limits import HttpLimits
-from tests.serving_helpers import running_server
+from tests.serving_helpers import running_server, stream_gaps_in_background
 
 LIMITS = HttpLimits(max_request_bytes=8 * 1024 * 1024, read_timeout_s=1.5, keep_alive_s=1.0, max_connections=24)
 
@@ -35,17 +35,7 @@ def _raw(base: str, data: bytes, read: bool = True, timeout: float = 10) -> byte
 
 def test_a_multi_megabyte_prompt_does_not_stall_other_streams(server):
     base, _ = server
-    gaps, health = [], []
-
-    def stream():
-        body = {"prompt": "def", "max_tokens": 120, "ignore_eos": True, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=60) as r:
-            last = time.monotonic()
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    now = time.monotonic()
-                    gaps.append(now - last)
-                    last = now
+    health = []
 
     def probe(stop: threading.Event):
         while not stop.is_set():
@@ -55,8 +45,8 @@ def test_a_multi_megabyte_prompt_does_not_stall_other_streams(server):
             time.sleep(0.05)
 
     stop = threading.Event()
-    streamer, prober = threading.Thread(target=stream), threading.Thread(target=probe, args=(stop,))
-    streamer.start()
+    prober = threading.Thread(target=probe, args=(stop,))
+    streamer, gaps = stream_gaps_in_background(base, 120)
     prober.start()
     time.sleep(0.3)
     huge = post_huge(base, 6 * 1024 * 1024)  # under the body limit; far over what the context can hold
@@ -230,19 +220,7 @@ def test_large_json_structures_are_refused_before_validation_without_stalling(se
               {"prompt": "x", "logit_bias": {str(i): 1 for i in range(100_000)}},
               {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}] * 100_000}]}]
     raws = [json.dumps(b).encode() for b in bodies]
-    gaps = []
-
-    def stream():
-        body = {"prompt": "def", "max_tokens": 150, "ignore_eos": True, "temperature": 0, "stream": True}
-        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=60) as r:
-            last = time.monotonic()
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    gaps.append(time.monotonic() - last)
-                    last = time.monotonic()
-
-    streamer = threading.Thread(target=stream)
-    streamer.start()
+    streamer, gaps = stream_gaps_in_background(base, 150)
     time.sleep(0.2)
 
     async def flood():

@@ -1,13 +1,12 @@
 """The OpenAI completions surface over HTTP: every parameter honoured or refused by name."""
 
-import asyncio
 import json
 
 import httpx
 import pytest
 
 from genfast.models.tiny import tiny_model
-from tests.serving_helpers import running_server
+from tests.serving_helpers import burst, running_server
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +193,8 @@ def test_lone_surrogates_are_400_not_500(server, text):
 def test_a_burst_that_fits_the_free_rows_gets_no_429(tokenizer):
     model, _ = tiny_model("gpt2", tokenizer)
     with running_server(model, tokenizer, max_running=10, max_queued=1) as (base, _):
-        async def burst():
-            async with httpx.AsyncClient(timeout=60) as client:
-                body = {"prompt": "a", "max_tokens": 20, "ignore_eos": True, "temperature": 0}
-                return await asyncio.gather(*[client.post(f"{base}/v1/completions", json=body) for _ in range(10)])
-
-        codes = [r.status_code for r in asyncio.run(burst())]
+        body = {"prompt": "a", "max_tokens": 20, "ignore_eos": True, "temperature": 0}
+        codes = [r.status_code for r in burst(base, 10, body)]
     assert codes == [200] * 10
 
 

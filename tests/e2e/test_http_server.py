@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from genfast.models.tiny import tiny_model
-from tests.serving_helpers import POISON_TEXT, running_server
+from tests.serving_helpers import POISON_TEXT, burst, running_server
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +142,7 @@ def test_metrics_exposes_server_figures(server):
 def test_queue_full_gets_429_with_retry_after(tokenizer):
     model, _ = tiny_model("gpt2", tokenizer)
     with running_server(model, tokenizer, max_running=1, max_queued=1) as (base, _):
-        async def flood():
-            async with httpx.AsyncClient(timeout=60) as client:
-                body = {"prompt": "a", "max_tokens": 60, "ignore_eos": True, "temperature": 0}
-                return await asyncio.gather(*[client.post(f"{base}/v1/completions", json=body) for _ in range(6)])
-
-        statuses = [r for r in asyncio.run(flood())]
+        statuses = burst(base, 6, {"prompt": "a", "max_tokens": 60, "ignore_eos": True, "temperature": 0})
     codes = sorted(r.status_code for r in statuses)
     assert 200 in codes and 429 in codes
     limited = next(r for r in statuses if r.status_code == 429)

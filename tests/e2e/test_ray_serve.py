@@ -150,6 +150,7 @@ def test_missing_ray_names_the_extra(monkeypatch):
     from genfast.serving import ray_serve
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("ray") else real(name, *a))
     with pytest.raises(BackendUnavailableError, match="genfast\\[ray\\]"):
         ray_serve.require_ray()

@@ -112,7 +112,8 @@ def test_ctrl_c_leaves_a_resumable_record(tiny_dirs, tmp_path):
 
 
 def test_throughput_picks_max_running_and_the_server_uses_it(tiny_dirs, tmp_path, monkeypatch):
-    from genfast.cli import serve_cmd
+    from genfast.cli.main import app
+    from tests.serving_helpers import free_port
 
     options = _options(max_ppl_increase=1.0)
     options.objective, options.concurrency = "throughput", 4
@@ -125,12 +126,13 @@ def test_throughput_picks_max_running_and_the_server_uses_it(tiny_dirs, tmp_path
     labels = [r["label"] for r in report["trials"]]
     assert any("max_running 2" in label for label in labels) and any("max_running 1" in label for label in labels)
     seen = {}
-    monkeypatch.setattr("genfast.serving.server.run", lambda cfg, on_loaded=None: seen.update(cfg=cfg))
-    serve_cmd.serve(model=str(tmp_path / "out" / "best"), host="127.0.0.1", port=8000, backend=None, precision=None,
-                    device="cpu", dtype="fp32", mode="continuous", max_running=None, max_queued=64,
-                    prefill_token_budget=512, max_prompt_tokens=None, max_output_tokens=None, batch_wait_ms=20.0,
-                    max_model_len=None, default_max_tokens=16, request_timeout=300.0, threads=None, ray=False,
-                    min_replicas=1, max_replicas=1)
+
+    def fake_run(cfg, on_loaded=None, sock=None):
+        seen.update(cfg=cfg)
+        sock.close()
+
+    monkeypatch.setattr("genfast.serving.server.run", fake_run)
+    app(["serve", "--model", str(tmp_path / "out" / "best"), "--port", str(free_port())], standalone_mode=False)
     assert seen["cfg"].scheduler.max_running == recipe["max_running"]
 
 

@@ -43,3 +43,38 @@ def test_unknown_families_name_the_covered_ones():
 
     with pytest.raises(UnsupportedModelError, match="qwen3"):
         family_of(GPTNeoXConfig())
+
+
+def test_the_hf_runtime_uses_the_current_cache_argument(tokenizer):
+    import warnings
+
+    from genfast.models.tiny import tiny_model
+    from genfast.runtime.hf import HFRuntime
+
+    model, _ = tiny_model("llama", tokenizer)
+    ids = torch.tensor([[1, 5, 9]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # transformers deprecates `past_key_values` (removed in 5.40)
+        out = generate(HFRuntime(model), ids, 6)
+    assert out.tolist() == model.generate(ids, max_new_tokens=6, do_sample=False)[:, 3:].tolist()
+
+
+@pytest.mark.parametrize("quantize", ["int8", "int4", "dynamic"])
+def test_quantized_artifacts_of_renamed_checkpoints_reload(tokenizer, tmp_path, quantize):
+    """GPT-NeoX's head is `lm_head` in memory and `embed_out` on disk: the artifact keeps the model's names."""
+    from transformers import AutoModelForCausalLM, GPTNeoXConfig
+
+    from genfast.compress import compress_
+    from genfast.compress.quantize import DynamicInt8, Int4WeightOnly, Int8WeightOnly
+    from genfast.models.loading import from_model, load
+    from genfast.models.saving import save
+
+    torch.manual_seed(0)
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=128, max_position_embeddings=256, tie_word_embeddings=False)
+    handle = from_model(AutoModelForCausalLM.from_config(config), tokenizer)
+    compress_(handle, {"int8": Int8WeightOnly(), "int4": Int4WeightOnly(group_size=32),
+                       "dynamic": DynamicInt8()}[quantize])
+    save(handle, tmp_path)
+    ids = torch.tensor([[1, 5, 9, 3]])
+    torch.testing.assert_close(load(str(tmp_path)).model(ids).logits, handle.model(ids).logits)

@@ -59,3 +59,26 @@ def test_roofline_bytes_skip_tables_that_are_only_gathered(tokenizer):
     model, _ = tiny_model("llama", tokenizer)  # tied embeddings: the head reads the table, the lookup gathers
     runtime = get_backend("openvino").build(from_model(model, tokenizer))
     assert runtime.weight_bytes_per_step == pytest.approx(weight_bytes_read_per_step(model), rel=0.02)
+
+
+@pytest.mark.parametrize("arch_name", ["qwen2", "llama"])
+def test_fp32_means_fp32_activations(tokenizer, arch_name):
+    model, _ = tiny_model(arch_name, tokenizer)  # qwen2's tied head made bf16 activations change tokens
+    runtime = get_backend("openvino").build(from_model(model, tokenizer), threads=1)
+    ids = _ids()
+    torch.testing.assert_close(runtime.logits(ids), HFRuntime(model).logits(ids), atol=1e-4, rtol=1e-4)
+
+
+def test_bf16_is_its_own_precision(tokenizer):
+    import openvino as ov
+
+    model, _ = tiny_model("llama", tokenizer)
+    handle = from_model(model, tokenizer)
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with pytest.raises(BackendUnavailableError, match="does not compute bf16"):
+            get_backend("openvino").build(handle, precision="bf16")
+        return
+    runtime = get_backend("openvino").build(handle, precision="bf16")
+    assert runtime.name == "openvino-bf16"
+    result = compare(model, runtime, tokenizer, settings=FAST, budget=QualityBudget.parse("5%", "0.8", "0.05"))
+    assert result["budget"]["passed"], result["budget"]["failures"]

@@ -23,7 +23,7 @@ def test_unstructured_sets_the_share_of_zeros_and_records_the_step(tokenizer):
                                  "version": 1}]
 
 
-@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3", "gpt2"])
 def test_ffn_pruning_shrinks_matrices_and_reloads(tokenizer, tmp_path, arch_name):
     model, _ = tiny_model(arch_name, tokenizer)
     handle = from_model(model, tokenizer)
@@ -80,7 +80,7 @@ def test_unsupported_family_is_a_clear_error(tokenizer):
         compress_(opt, PruneFFN(0.25))
 
 
-@pytest.mark.parametrize("arch_name", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3"])
 def test_head_pruning_removes_whole_kv_groups_and_reloads(tokenizer, tmp_path, arch_name):
     from genfast.compress.prune import PruneHeads
 
@@ -104,3 +104,12 @@ def test_pruning_every_head_is_refused(tokenizer):
     model, _ = tiny_model("llama", tokenizer)
     with pytest.raises(ConfigError, match="remove all 2 key/value groups"):
         compress_(model, PruneHeads(fraction=0.9))
+
+
+def test_a_head_fraction_that_removes_no_group_is_refused_not_recorded(tokenizer):
+    from genfast.compress.prune import PruneHeads
+
+    model, _ = tiny_model("llama", tokenizer)  # 2 key/value groups: 0.25 of them rounds to none
+    with pytest.raises(ConfigError, match="removes none.*smallest step is 0.5"):
+        compress_(model, PruneHeads(fraction=0.25))
+    assert recipe_of(model) == [] and model.config.num_key_value_heads == 2

@@ -13,7 +13,7 @@ from genfast.models.handle import ModelHandle
 
 class OpenVINOBackend:
     name = "openvino"
-    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "int8", "int4"),
+    capabilities = Capabilities(devices=("cpu",), dtypes=("fp32",), precisions=("fp32", "bf16", "int8", "int4"),
                                 extra="openvino")
 
     def check_available(self) -> None:
@@ -38,7 +38,13 @@ class OpenVINOBackend:
         else:
             with tempfile.TemporaryDirectory(prefix="genfast-ov-") as tmp:
                 model = ov.convert_model(str(export_onnx(decoder, Path(tmp) / "model.onnx")))
-        if precision != "fp32":
+        if precision == "bf16":
+            from genfast.errors import BackendUnavailableError
+
+            if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+                raise BackendUnavailableError("This CPU does not compute bf16, so OpenVINO bf16 would be emulated.",
+                                              "Use --precision fp32 (or int8 / int4) here.")
+        if precision in ("int8", "int4"):
             import logging
 
             import nncf
@@ -50,7 +56,9 @@ class OpenVINOBackend:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 model = nncf.compress_weights(model, mode=mode, **kwargs)
         s = decoder.shape
+        # fp32 means fp32; the compressed-weight precisions keep the plugin's choice of activations
+        activations = {"fp32": "f32", "bf16": "bf16"}.get(precision)
         runtime = OpenVINORuntime(model, s.layers, s.kv_heads, s.head_dim, threads=options.get("threads"),
-                                  weight_bytes=openvino_weight_bytes_per_step(model))
+                                  weight_bytes=openvino_weight_bytes_per_step(model), activations=activations)
         runtime.name = f"openvino-{precision}"
         return runtime

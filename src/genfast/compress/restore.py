@@ -45,7 +45,9 @@ def restore(path: Path, recipe: dict, dtype: torch.dtype) -> torch.nn.Module:
             compress_(model, step_config(step))
     missing, unexpected = model.load_state_dict(_saved_tensors(path), strict=False)
     model.tie_weights()  # a head left unquantized shares the embedding, and is not saved twice
-    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    # either side of a tie may be the one saved (the other is the same tensor)
+    ties = getattr(model, "_tied_weights_keys", None) or ()
+    tied = {*ties, *ties.values()} if isinstance(ties, dict) else set(ties)
     missing = [key for key in missing if key not in tied]
     if missing or unexpected:
         names = ", ".join((missing or unexpected)[:3])

@@ -130,7 +130,7 @@ def resolve_model_path(source: str) -> Path:
     return Path(_resolve_hub_id(source))
 
 
-def _read_recipe(path: Path) -> dict:
+def read_recipe(path: Path) -> dict:
     """The artifact's recipe.json ({} for a plain model directory), its fields checked."""
     recipe_file = path / "recipe.json"
     if not recipe_file.is_file():
@@ -160,7 +160,7 @@ def _load_failure(exc: BaseException) -> str:
 
 def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelHandle:
     """Load a causal LM with its tokenizer and generation config, ready for inference."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoTokenizer, GenerationConfig
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     warning = precision_warning(target, torch_dtype)
@@ -171,18 +171,8 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
         raise ModelLoadError(f"{path} is a genfast output that was never finished (it holds .genfast-incomplete).",
                              "Rerun the command that writes it; it resumes where it stopped.")
     _check_causal_lm_dir(path)
-    recipe = _read_recipe(path)
-    try:
-        if needs_restore(recipe):
-            model = restore(path, recipe, torch_dtype)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except GenfastError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/RuntimeError
-        hint = ("Its weights do not match its recipe.json: re-create the artifact rather than editing recipe.json."
-                if recipe else None)
-        raise ModelLoadError(f"Could not load the model in {path}: {_load_failure(exc)[:400]}", hint) from None
+    recipe = read_recipe(path)
+    model = load_weights(path, recipe, torch_dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001
@@ -200,6 +190,22 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
                        source=source, path=str(path), recipe=recipe)
 
 
+def load_weights(path: Path, recipe: dict, dtype: torch.dtype) -> torch.nn.Module:
+    """The model in ``path`` (an artifact through its recipe), without tokenizer or checks of the directory."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        if needs_restore(recipe):
+            return restore(path, recipe, dtype)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except GenfastError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/RuntimeError
+        hint = ("Its weights do not match its recipe.json: re-create the artifact rather than editing recipe.json."
+                if recipe else None)
+        raise ModelLoadError(f"Could not load the model in {path}: {_load_failure(exc)[:400]}", hint) from None
+
+
 def from_model(model: torch.nn.Module, tokenizer, source: str = "in-memory") -> ModelHandle:
     """Wrap an already-built causal LM and tokenizer (e.g. built in a test) in a handle."""
     from transformers import GenerationConfig
@@ -213,5 +219,5 @@ def recipe_runtime_options(source: str) -> dict:
 
     `genfast tune` picks them; `serve` and `profile` use them unless told otherwise."""
     path = Path(source).expanduser()
-    recipe = _read_recipe(path) if source not in (DEMO, DEMO_STUDENT) and path.is_dir() else {}
+    recipe = read_recipe(path) if source not in (DEMO, DEMO_STUDENT) and path.is_dir() else {}
     return {"threads": recipe.get("threads"), "max_running": recipe.get("max_running")}

@@ -21,7 +21,7 @@ def save(handle: ModelHandle, directory: str | Path, recipe: Recipe | None = Non
     handle.generation_config.save_pretrained(out)
     recipe = recipe or Recipe(steps=recipe_of(handle.model), backend=handle.backend, precision=handle.precision)
     if needs_restore({"steps": recipe.steps}):
-        _hide_from_transformers(out)
+        _save_own_weights(handle.model, out)
     (out / "recipe.json").write_text(recipe.to_json())
     return out
 
@@ -29,11 +29,16 @@ def save(handle: ModelHandle, directory: str | Path, recipe: Recipe | None = Non
 QUANTIZED_WEIGHTS_PREFIX = "genfast-"
 
 
-def _hide_from_transformers(out: Path) -> None:
+def _save_own_weights(model, out: Path) -> None:
     """Quantized or cast layers are not what config.json describes: transformers' from_pretrained would
-    build plain layers and fill the missing weights with random values, silently. Renamed, its weight
-    files are not found and it fails loudly; genfast.load reads every ``*.safetensors`` file."""
+    build plain layers and fill the missing weights with random values, silently. Saved under another
+    name, its weight files are not found and it fails loudly; genfast.load reads every ``*.safetensors``.
+
+    The tensors keep the model's own names: save_pretrained renames some on disk for some families
+    (GPT-NeoX's ``lm_head`` becomes ``embed_out``), which only from_pretrained maps back."""
+    from safetensors.torch import save_model
+
     (out / "model.safetensors.index.json").unlink(missing_ok=True)
     for f in out.glob("*.safetensors"):
-        if not f.name.startswith(QUANTIZED_WEIGHTS_PREFIX):
-            f.rename(out / (QUANTIZED_WEIGHTS_PREFIX + f.name))
+        f.unlink()
+    save_model(model, str(out / f"{QUANTIZED_WEIGHTS_PREFIX}model.safetensors"))

@@ -188,6 +188,8 @@ def build_space(model: torch.nn.Module, options: SpaceOptions | None = None) -> 
     recipes: list[Recipe] = []
     for backend in backends:
         for precision in backend.capabilities.precisions:
+            if precision in CASTS and precision not in casts:
+                continue  # a 16-bit precision this CPU does not compute natively (listed in left_out)
             recipes.append(Recipe(backend=backend.name, precision=precision))
         if backend.capabilities.quantized_layers:
             steps = [parse_quantize(kind, group) for kind, group in LAYER_QUANTIZATIONS]

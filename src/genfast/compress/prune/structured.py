@@ -13,22 +13,20 @@ import torch
 
 from genfast.compress.api import register
 from genfast.errors import ConfigError
+from genfast.models.families import Family, UnsupportedModelError, covered_model_types, family_of
 
-LLAMA_FAMILY = ("llama", "qwen2", "mistral")
 
-
-def _family(model) -> str:
-    model_type = getattr(model.config, "model_type", None)
-    if model_type in LLAMA_FAMILY:
-        return "llama"
-    if model_type == "gpt2":
-        return "gpt2"
-    raise ConfigError(f"Structured pruning cannot find the layers of a {model_type!r} model.",
-                      f"It supports {', '.join(LLAMA_FAMILY)} and gpt2.")
+def _family(model) -> Family:
+    try:
+        return family_of(model.config)
+    except UnsupportedModelError:
+        raise ConfigError(f"Structured pruning cannot find the layers of a "
+                          f"{getattr(model.config, 'model_type', None)!r} model.",
+                          f"It supports {', '.join(covered_model_types())}.") from None
 
 
 def _layers(model) -> torch.nn.ModuleList:
-    return model.model.layers if _family(model) == "llama" else model.transformer.h
+    return _family(model).decoder_layers(model)
 
 
 def _calibration_ids(model, tokenizer, tokens: int) -> torch.Tensor:
@@ -65,14 +63,12 @@ class PruneLayers:
             raise ConfigError(f"Cannot remove {self.count} layers.", "e.g. --prune layers=1")
 
 
-def _ffn_parts(layer, family: str):
+def _ffn_parts(layer, family: Family):
     """(weights whose output rows are channels, weight whose input columns are channels)."""
-    if family == "llama":
-        return [layer.mlp.gate_proj, layer.mlp.up_proj], layer.mlp.down_proj
-    return [layer.mlp.c_fc], layer.mlp.c_proj
+    return [family.get(layer, name) for name in family.ffn_in], family.get(layer, family.ffn_out)
 
 
-def _channel_activity(model, ids: torch.Tensor, family: str) -> list[torch.Tensor]:
+def _channel_activity(model, ids: torch.Tensor, family: Family) -> list[torch.Tensor]:
     """Mean |input| of each layer's FFN output projection, per channel, on calibration ids."""
     acts, hooks = [], []
     for layer in _layers(model):
@@ -115,19 +111,16 @@ def _keep_inputs(linear, keep: torch.Tensor) -> None:
 def prune_ffn(model, cfg: PruneFFN, tokenizer=None):
     family = _family(model)
     activity = _channel_activity(model, _calibration_ids(model, tokenizer, cfg.calibration_tokens), family)
-    width = _ffn_parts(_layers(model)[0], family)[1].weight.shape[1 if family == "llama" else 0]
+    channels = 0 if family.conv1d else 1  # the down projection's dimension that holds the FFN channels
+    width = _ffn_parts(_layers(model)[0], family)[1].weight.shape[channels]
     keep_n = width - int(round(cfg.fraction * width))
-    for layer, act in zip(_layers(model), activity):
+    for layer, act in zip(_layers(model), activity, strict=True):
         ups, down = _ffn_parts(layer, family)
-        out_norm = down.weight.norm(dim=0) if family == "llama" else down.weight.norm(dim=1)
-        keep = (act * out_norm).topk(keep_n).indices.sort().values
+        keep = (act * down.weight.norm(dim=1 - channels)).topk(keep_n).indices.sort().values
         for up in ups:
             _keep_rows(up, keep)
         _keep_inputs(down, keep)
-    if family == "llama":
-        model.config.intermediate_size = keep_n
-    else:
-        model.config.n_inner = keep_n
+    setattr(model.config, family.ffn_width_field, keep_n)
     return model
 
 
@@ -151,14 +144,12 @@ def prune_layers(model, cfg: PruneLayers, tokenizer=None):
         attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None)
         if attn is not None and hasattr(attn, "layer_idx"):
             attn.layer_idx = new_index  # the KV cache is indexed by layer
-    if _family(model) == "llama":
-        model.model.layers = kept
-        model.config.num_hidden_layers = len(kept)
-        if getattr(model.config, "layer_types", None):
-            model.config.layer_types = [t for i, t in enumerate(model.config.layer_types) if i not in drop]
-    else:
-        model.transformer.h = kept
-        model.config.n_layer = len(kept)
+    family = _family(model)
+    parent, name = family.layers.rsplit(".", 1)
+    setattr(family.get(model, parent), name, kept)
+    setattr(model.config, family.layer_count_field, len(kept))
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = [t for i, t in enumerate(model.config.layer_types) if i not in drop]
     return model
 
 
@@ -178,22 +169,28 @@ class PruneHeads:
 @register(PruneHeads)
 @torch.no_grad()
 def prune_heads(model, cfg: PruneHeads, tokenizer=None):
-    if _family(model) != "llama":
-        raise ConfigError("Head pruning supports Llama-family models (Llama, Qwen2, Mistral).",
-                          "Use --prune ffn=... or layers=... for GPT-2.")
+    family = _family(model)
+    if not family.head_pruning:
+        raise ConfigError(f"Head pruning does not cover {family.name} models (its attention is one fused "
+                          "projection).", "Use --prune ffn=... or layers=....")
     c = model.config
     heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
-    head_dim = model.model.layers[0].self_attn.q_proj.out_features // heads
+    layers = family.decoder_layers(model)
+    head_dim = layers[0].self_attn.q_proj.out_features // heads
     rep = heads // kv_heads
     drop_n = int(round(cfg.fraction * kv_heads))
     if drop_n >= kv_heads:
         raise ConfigError(f"Pruning {cfg.fraction:.0%} would remove all {kv_heads} key/value groups.",
                           f"Use a fraction below {(kv_heads - 1) / kv_heads + 0.5 / kv_heads:.2f}.")
+    if drop_n == 0 and cfg.fraction > 0:
+        raise ConfigError(f"heads={cfg.fraction:g} of {kv_heads} key/value groups removes none: heads go in "
+                          f"whole groups of {rep} query heads, so the smallest step is {1 / kv_heads:.2g}.",
+                          f"Use heads={1 / kv_heads:.2g} or more, or prune ffn / layers instead.")
     if drop_n == 0:
         return model
     # Importance of a group: mean |input| of o_proj over its heads' channels x those columns' norms.
     acts, hooks = [], []
-    for layer in model.model.layers:
+    for layer in layers:
         store: list[torch.Tensor] = []
         acts.append(store)
         hooks.append(layer.self_attn.o_proj.register_forward_hook(
@@ -203,7 +200,7 @@ def prune_heads(model, cfg: PruneHeads, tokenizer=None):
     finally:
         for h in hooks:
             h.remove()
-    for layer, store in zip(model.model.layers, acts):
+    for layer, store in zip(layers, acts, strict=True):
         a = layer.self_attn
         score = (store[0] * a.o_proj.weight.norm(dim=0)).view(kv_heads, rep * head_dim).sum(-1)
         groups = score.topk(kv_heads - drop_n).indices.sort().values
