@@ -13,21 +13,43 @@ COMMON = dict(vocab_size=300, hidden_size=64, intermediate_size=192, num_hidden_
 
 
 def _model(kind: str):
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     torch.manual_seed(0)
     config = {"qwen3": lambda: Qwen3Config(**COMMON, head_dim=32),
               "llama-gelu": lambda: LlamaConfig(**COMMON, hidden_act="gelu_pytorch_tanh"),
-              "llama-relu": lambda: LlamaConfig(**COMMON, hidden_act="relu")}[kind]()
+              "llama-relu": lambda: LlamaConfig(**COMMON, hidden_act="relu"),
+              "mistral-window": lambda: MistralConfig(**COMMON, sliding_window=8),
+              "qwen2-window-layer": lambda: Qwen2Config(**COMMON, use_sliding_window=True, sliding_window=8,
+                                                        max_window_layers=1)}[kind]()
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-@pytest.mark.parametrize("kind", ["qwen3", "llama-gelu", "llama-relu"])
+KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_greedy_tokens_equal_transformers(kind):
     model = _model(kind)
     ids = torch.tensor([[1, 5, 9, 3, 7]])
     expected = model.generate(ids, max_new_tokens=32, do_sample=False)[0, 5:].tolist()
     assert generate(TorchRuntime(model), ids, 32)[0].tolist() == expected
+
+
+@pytest.mark.parametrize("backend", ["torch-compile", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer"])
+def test_every_backend_runs_the_new_families_exactly(tokenizer, kind, backend):
+    """Two rows of different content, 32 greedy tokens past the 8-token window."""
+    from genfast.backends.registry import build_runtime
+    from genfast.models.loading import from_model
+
+    pytest.importorskip("onnxruntime" if backend == "onnxruntime" else "torch")
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    model = _model(kind)
+    ids = torch.randint(1, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    expected = model.generate(ids, max_new_tokens=32, do_sample=False)[:, 12:]
+    assert torch.equal(generate(build_runtime(backend, from_model(model, tokenizer), threads=1), ids, 32), expected)
 
 
 def test_an_activation_the_decoder_lacks_is_refused_by_name():

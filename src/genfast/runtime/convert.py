@@ -50,12 +50,20 @@ def _linear_from_conv1d(conv) -> torch.nn.Module:
     return lin
 
 
+def _windowed_layers(cfg) -> list[bool]:
+    """Which layers attend through a sliding window shorter than the context (transformers' rules:
+    ``layer_types`` where the config has it, else every layer when ``sliding_window`` is set)."""
+    window = getattr(cfg, "sliding_window", None)
+    if not window or window >= cfg.max_position_embeddings or getattr(cfg, "use_sliding_window", True) is False:
+        return [False] * cfg.num_hidden_layers
+    types = getattr(cfg, "layer_types", None)
+    if types:
+        return [t == "sliding_attention" for t in types]
+    return [True] * cfg.num_hidden_layers
+
+
 def _check_covered(cfg, family: Family) -> None:
     """Refuse, by name, every config setting the decoder would otherwise silently ignore."""
-    window = getattr(cfg, "sliding_window", None)
-    if getattr(cfg, "use_sliding_window", window is not None) and window and window < cfg.max_position_embeddings:
-        raise UnsupportedModelError(f"Sliding-window attention ({window} tokens) is not supported by genfast's "
-                                    "decoder.")
     act = family.activation(cfg)
     if act not in ACTIVATIONS:
         raise UnsupportedModelError(f"The MLP activation {act!r} is not supported by genfast's decoder "
@@ -78,23 +86,25 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     width = first_qkv.out_features if not family.conv1d or isinstance(first_qkv, QuantizedLinear) else first_qkv.nf
     head_dim = (width // heads) if len(family.qkv) > 1 else cfg.hidden_size // heads
     eps = getattr(cfg, family.eps_field)
+    windowed = _windowed_layers(cfg)
     shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
                          head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
-                         activation=family.activation(cfg), norm=family.norm)
+                         activation=family.activation(cfg), norm=family.norm,
+                         sliding_window=cfg.sliding_window if any(windowed) else None)
     linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
 
     def norm(module: torch.nn.Module) -> torch.nn.Module:
         return RMSNorm(module.weight, eps) if family.norm == "rms" else module
 
     blocks = []
-    for layer in layers:
+    for layer, in_window in zip(layers, windowed, strict=True):
         attn = family.get(layer, family.attention)
         qk_norms = (norm(attn.q_norm), norm(attn.k_norm)) if family.qk_norm else (None, None)
         blocks.append(Block(shape, norm(family.get(layer, family.norms[0])),
                             _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv]),
                             linear(family.get(attn, family.out_proj)), norm(family.get(layer, family.norms[1])),
                             _fused_linear(*[linear(family.get(layer, n)) for n in family.ffn_in]),
-                            linear(family.get(layer, family.ffn_out)), *qk_norms))
+                            linear(family.get(layer, family.ffn_out)), *qk_norms, windowed=in_window))
     embed = family.get(model, family.embeddings)
     rope = None
     if family.rotary:

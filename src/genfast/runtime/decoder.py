@@ -34,6 +34,8 @@ class DecoderShape:
     """A transformers ACT2FN name."""
     norm: str = "rms"
     """``rms`` or ``layer``."""
+    sliding_window: int | None = None
+    """Windowed layers attend to the last ``sliding_window`` positions only (Mistral; some Qwen2 layers)."""
 
 
 class Block(torch.nn.Module):
@@ -41,11 +43,14 @@ class Block(torch.nn.Module):
 
     def __init__(self, shape: DecoderShape, norm1: torch.nn.Module, qkv: torch.nn.Linear, out: torch.nn.Linear,
                  norm2: torch.nn.Module, up: torch.nn.Linear, down: torch.nn.Linear,
-                 q_norm: torch.nn.Module | None = None, k_norm: torch.nn.Module | None = None) -> None:
+                 q_norm: torch.nn.Module | None = None, k_norm: torch.nn.Module | None = None,
+                 windowed: bool = False) -> None:
         super().__init__()
         from transformers.activations import ACT2FN
 
         self.shape = shape
+        self.windowed = windowed
+        """Attends through the sliding window (the decoder passes this block the window's mask)."""
         self.norm1, self.qkv, self.out, self.norm2, self.up, self.down = norm1, qkv, out, norm2, up, down
         self.q_norm, self.k_norm = q_norm, k_norm
         self.act = ACT2FN[shape.activation]
@@ -93,9 +98,19 @@ class Block(torch.nn.Module):
         q, k, v = self.qkv_heads(x, rope)
         cache.write(layer, positions, k, v)
         keys, values = cache.k[layer], cache.v[layer]
-        if filled is not None and decode_attention.supports(q, keys, values):  # each row reads its own slots
+        if filled is not None and not self.windowed and decode_attention.supports(q, keys, values):
+            # each row reads its own slots
             return self.project_and_mlp(x, decode_attention.decode_attention(q, keys, values, filled))
         return self.attend_and_mlp(x, q, keys[:, :, :kv_len], values[:, :, :kv_len], mask)
+
+
+def attention_masks(kv_len: int, positions: torch.Tensor,
+                    window: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(batch, 1, T, kv_len) masks: key slot j is visible to a query at position p when j <= p, and in
+    windowed layers also when p - j < window (None without a window)."""
+    slots = torch.arange(kv_len, device=positions.device)[None, None, None, :]
+    causal = slots <= positions[:, None, :, None]
+    return causal, (causal & (slots > positions[:, None, :, None] - window)) if window else None
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -156,13 +171,12 @@ class FastDecoder(torch.nn.Module):
         if self.native_plans is not None and decode_layer.supports(x, cache):
             x = decode_layer.decode_layers(x, positions, rope, cache, self.native_plans)
         else:
-            mask = None
-            if not causal_from_zero:
-                # key slot j is visible to a query at position p when j <= p: (batch, 1, T, kv_len)
-                mask = torch.arange(kv_len, device=tokens.device)[None, None, None, :] <= positions[:, None, :, None]
+            mask, window_mask = attention_masks(kv_len, positions, self.shape.sliding_window)
+            if causal_from_zero:
+                mask = None  # SDPA's own causal attention is exact here
             filled = positions[:, 0] + 1 if tokens.shape[1] == 1 else None  # once per step, not per layer
             for i, block in enumerate(self.blocks):
-                x = block(x, i, positions, rope, mask, cache, kv_len, filled)
+                x = block(x, i, positions, rope, window_mask if block.windowed else mask, cache, kv_len, filled)
         if last_only:
             x = x[:, -1:]
         return self.head(self.norm(x))

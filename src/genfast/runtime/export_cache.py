@@ -18,10 +18,13 @@ _GRAPH_CODE = ("onnx_export.py", "decoder.py")  # a change to how the graph is w
 
 
 def content_key(decoder: FastDecoder) -> str:
-    """A hash of every tensor of ``decoder`` (names, shapes, dtypes, bytes) and the exporter's code."""
+    """A hash of every tensor of ``decoder`` (names, shapes, dtypes, bytes), its shape settings and the
+    exporter's code."""
     h = hashlib.sha256()
     for name in _GRAPH_CODE:
         h.update((Path(__file__).parent / name).read_bytes())
+    # what the graph computes beyond its tensors: activation, norm kind, window and which layers use it
+    h.update(repr((decoder.shape, [block.windowed for block in decoder.blocks])).encode())
     for name, t in sorted({**dict(decoder.named_parameters()), **dict(decoder.named_buffers())}.items()):
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from genfast.errors import GenfastError
-from genfast.runtime.decoder import FastDecoder
+from genfast.runtime.decoder import FastDecoder, attention_masks
 
 
 class ExportError(GenfastError):
@@ -32,8 +32,7 @@ class KVStep(torch.nn.Module):
         d = self.decoder
         x, rope = d.embed_tokens(input_ids, position_ids)
         total = past[0].shape[2] + input_ids.shape[1]
-        # key slot j is visible to a query at position p when j <= p: (batch, 1, T, past + T)
-        mask = torch.arange(total, device=input_ids.device)[None, None, None, :] <= position_ids[:, None, :, None]
+        mask, window_mask = attention_masks(total, position_ids, d.shape.sliding_window)
         present = []
         for i, block in enumerate(d.blocks):
             q, k, v = block.qkv_heads(x, rope)
@@ -42,7 +41,7 @@ class KVStep(torch.nn.Module):
             # ONNX has no grouped-query attention op: repeat each key/value head for its query heads.
             rep = d.shape.heads // d.shape.kv_heads
             x = block.attend_and_mlp(x, q, keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1),
-                                     mask, grouped=False)
+                                     window_mask if block.windowed else mask, grouped=False)
             present += [keys, values]
         return (d.head(d.norm(x)), *present)
 
