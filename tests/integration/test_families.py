@@ -13,7 +13,7 @@ COMMON = dict(vocab_size=300, hidden_size=64, intermediate_size=192, num_hidden_
 
 
 def _model(kind: str):
-    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
 
     torch.manual_seed(0)
     config = {"qwen3": lambda: Qwen3Config(**COMMON, head_dim=32),
@@ -21,11 +21,13 @@ def _model(kind: str):
               "llama-relu": lambda: LlamaConfig(**COMMON, hidden_act="relu"),
               "mistral-window": lambda: MistralConfig(**COMMON, sliding_window=8),
               "qwen2-window-layer": lambda: Qwen2Config(**COMMON, use_sliding_window=True, sliding_window=8,
-                                                        max_window_layers=1)}[kind]()
+                                                        max_window_layers=1),
+              "phi3": lambda: Phi3Config(**COMMON),
+              "phi3-partial-rotary": lambda: Phi3Config(**COMMON, partial_rotary_factor=0.5)}[kind]()
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer"]
+KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer", "phi3", "phi3-partial-rotary"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -37,7 +39,7 @@ def test_greedy_tokens_equal_transformers(kind):
 
 
 @pytest.mark.parametrize("backend", ["torch-compile", "onnxruntime", "openvino"])
-@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer"])
+@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer", "phi3-partial-rotary"])
 def test_every_backend_runs_the_new_families_exactly(tokenizer, kind, backend):
     """Two rows of different content, 32 greedy tokens past the 8-token window."""
     from genfast.backends.registry import build_runtime
@@ -100,3 +102,20 @@ def test_quantized_artifacts_of_renamed_checkpoints_reload(tokenizer, tmp_path, 
     save(handle, tmp_path)
     ids = torch.tensor([[1, 5, 9, 3]])
     torch.testing.assert_close(load(str(tmp_path)).model(ids).logits, handle.model(ids).logits)
+
+
+@pytest.mark.parametrize("kind", ["phi3", "qwen3", "mistral-window", "phi3-partial-rotary", "llama-gelu"])
+def test_int8_weights_on_genfasts_decoder_equal_transformers_on_the_same_weights(kind):
+    """The layer-stack operator where it applies (Phi-3), PyTorch's steps where it does not."""
+    from genfast.compress import compress_
+    from genfast.compress.quantize import Int8WeightOnly
+    from genfast.runtime.hf import HFRuntime
+
+    model = _model(kind)
+    compress_(model, Int8WeightOnly())
+    runtime = TorchRuntime(model)
+    from genfast.kernels.ops import available
+
+    assert (runtime.decoder.native_plans is not None) == (kind == "phi3" and available())
+    ids = torch.randint(1, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(generate(runtime, ids, 32), generate(HFRuntime(model), ids, 32))

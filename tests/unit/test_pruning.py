@@ -23,7 +23,7 @@ def test_unstructured_sets_the_share_of_zeros_and_records_the_step(tokenizer):
                                  "version": 1}]
 
 
-@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3", "gpt2"])
+@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3", "phi3", "gpt2"])
 def test_ffn_pruning_shrinks_matrices_and_reloads(tokenizer, tmp_path, arch_name):
     model, _ = tiny_model(arch_name, tokenizer)
     handle = from_model(model, tokenizer)
@@ -113,3 +113,11 @@ def test_a_head_fraction_that_removes_no_group_is_refused_not_recorded(tokenizer
     with pytest.raises(ConfigError, match="removes none.*smallest step is 0.5"):
         compress_(model, PruneHeads(fraction=0.25))
     assert recipe_of(model) == [] and model.config.num_key_value_heads == 2
+
+
+def test_head_pruning_refuses_a_fused_attention_projection(tokenizer):
+    from genfast.compress.prune import PruneHeads
+
+    model, _ = tiny_model("phi3", tokenizer)
+    with pytest.raises(ConfigError, match="Head pruning does not cover phi3"):
+        compress_(model, PruneHeads(fraction=0.5))

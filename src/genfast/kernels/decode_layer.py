@@ -23,7 +23,8 @@ def _variant(shape) -> int | None:
     if shape.norm == "layer" and not shape.rotary and not shape.gated and shape.activation in (
             "gelu_new", "gelu_pytorch_tanh"):
         return 0
-    if shape.norm == "rms" and shape.rotary and shape.gated and shape.activation in ("silu", "swish"):
+    if (shape.norm == "rms" and shape.rotary and not shape.partial_rotary and shape.gated
+            and shape.activation in ("silu", "swish")):
         return 1
     return None
 

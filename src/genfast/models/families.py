@@ -61,6 +61,8 @@ class Family:
     """Weights stored (in, out) as transformers' Conv1D (GPT-2)."""
     qk_norm: bool = False
     """Per-head RMSNorm of queries and keys before the rotary embedding (Qwen3)."""
+    fused_gate_up: bool = False
+    """The gated MLP's gate and up projections are one matrix, gate rows first (Phi-3)."""
     head_pruning: bool = True
 
     def get(self, root: Any, path: str) -> Any:
@@ -86,6 +88,9 @@ LLAMA = Family(
 
 QWEN3 = Family(**{**LLAMA.__dict__, "name": "qwen3", "model_types": ("qwen3",), "qk_norm": True})
 
+PHI3 = Family(**{**LLAMA.__dict__, "name": "phi3", "model_types": ("phi3",), "qkv": ("qkv_proj",),
+                 "ffn_in": ("mlp.gate_up_proj",), "fused_gate_up": True, "head_pruning": False})
+
 GPT2 = Family(
     name="gpt2", model_types=("gpt2",), layers="transformer.h", embeddings="transformer.wte",
     final_norm="transformer.ln_f", norm="layer", norms=("ln_1", "ln_2"), attention="attn", qkv=("c_attn",),
@@ -94,7 +99,7 @@ GPT2 = Family(
     ffn_width_field="n_inner",
     layer_count_field="n_layer", conv1d=True, head_pruning=False)
 
-FAMILIES = (LLAMA, QWEN3, GPT2)
+FAMILIES = (LLAMA, QWEN3, PHI3, GPT2)
 
 ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
 """MLP activations genfast's decoder computes (through transformers' own ACT2FN)."""

@@ -1,4 +1,4 @@
-"""Tiny random causal LMs (GPT-2, Llama, Qwen2, Qwen3 shapes) and an offline tokenizer, for tests.
+"""Tiny random causal LMs (GPT-2, Llama, Qwen2, Qwen3, Phi-3 shapes) and an offline tokenizer, for tests.
 
 They have the real architectures' code paths at a size that runs in milliseconds.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-ARCHITECTURES = ("gpt2", "llama", "qwen2", "qwen3")
+ARCHITECTURES = ("gpt2", "llama", "qwen2", "qwen3", "phi3")
 
 
 def tiny_tokenizer(vocab_size: int = 512):
@@ -23,7 +23,7 @@ def tiny_tokenizer(vocab_size: int = 512):
 
 def tiny_config(arch: str, vocab_size: int, context: int = 256, hidden: int = 64, layers: int = 2):
     """A 2-layer, 64-wide config of ``arch`` (4 heads; 2 key/value heads where GQA exists)."""
-    from transformers import GPT2Config, LlamaConfig, Qwen2Config, Qwen3Config
+    from transformers import GPT2Config, LlamaConfig, Phi3Config, Qwen2Config, Qwen3Config
 
     common = dict(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     if arch == "gpt2":
@@ -36,6 +36,8 @@ def tiny_config(arch: str, vocab_size: int, context: int = 256, hidden: int = 64
         return Qwen2Config(**shapes)
     if arch == "qwen3":
         return Qwen3Config(**shapes, head_dim=hidden // 4)
+    if arch == "phi3":
+        return Phi3Config(**shapes)
     raise ValueError(f"unknown tiny architecture {arch!r}; use one of {ARCHITECTURES}")
 
 

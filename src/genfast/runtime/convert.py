@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from genfast.compress.quantize.layers import QuantizedLinear
@@ -82,9 +84,7 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     _check_covered(cfg, family)
     layers = family.decoder_layers(model)
     heads = cfg.num_attention_heads
-    first_qkv = family.get(family.get(layers[0], family.attention), family.qkv[0])
-    width = first_qkv.out_features if not family.conv1d or isinstance(first_qkv, QuantizedLinear) else first_qkv.nf
-    head_dim = (width // heads) if len(family.qkv) > 1 else cfg.hidden_size // heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     eps = getattr(cfg, family.eps_field)
     windowed = _windowed_layers(cfg)
     shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
@@ -113,6 +113,10 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
             positions = torch.arange(shape.max_positions, device=probe.device)[None]
             cos, sin = family.get(model, family.rotary_emb)(probe, positions)  # the model's own RoPE and scaling
         rope = (cos[0].to(probe.dtype), sin[0].to(probe.dtype))
+        if cos.shape[-1] < head_dim:
+            shape = dataclasses.replace(shape, partial_rotary=True)
+            for block in blocks:
+                block.shape = shape
     pos_embed = family.get(model, family.learned_positions) if family.learned_positions else None
     return FastDecoder(shape, embed, blocks, norm(family.get(model, family.final_norm)), model.lm_head,
                        pos_embed=pos_embed, rope_tables=rope).eval()

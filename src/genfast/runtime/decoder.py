@@ -34,6 +34,8 @@ class DecoderShape:
     """A transformers ACT2FN name."""
     norm: str = "rms"
     """``rms`` or ``layer``."""
+    partial_rotary: bool = False
+    """The rotary embedding turns only the first dimensions of each head (Phi, GPT-NeoX)."""
     sliding_window: int | None = None
     """Windowed layers attend to the last ``sliding_window`` positions only (Mistral; some Qwen2 layers)."""
 
@@ -114,8 +116,13 @@ def attention_masks(kv_len: int, positions: torch.Tensor,
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rotary embedding in transformers' rotate-half convention; cos/sin are (batch, 1, T, head_dim)."""
+    """Rotary embedding in transformers' rotate-half convention; cos/sin are (batch, 1, T, rotary_dim).
+
+    A rotary_dim below head_dim (partial rotary: Phi, GPT-NeoX) rotates only the first dimensions."""
     cos, sin = rope
+    if cos.shape[-1] < x.shape[-1]:
+        rotary = cos.shape[-1]
+        return torch.cat((apply_rope(x[..., :rotary], rope), x[..., rotary:]), dim=-1)
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return x * cos + rotated * sin

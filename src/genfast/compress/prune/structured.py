@@ -117,8 +117,8 @@ def prune_ffn(model, cfg: PruneFFN, tokenizer=None):
     for layer, act in zip(_layers(model), activity, strict=True):
         ups, down = _ffn_parts(layer, family)
         keep = (act * down.weight.norm(dim=1 - channels)).topk(keep_n).indices.sort().values
-        for up in ups:
-            _keep_rows(up, keep)
+        for up in ups:  # a fused gate|up matrix keeps the same channels in both halves
+            _keep_rows(up, torch.cat([keep, keep + width]) if family.fused_gate_up else keep)
         _keep_inputs(down, keep)
     setattr(model.config, family.ffn_width_field, keep_n)
     return model
