@@ -7,13 +7,24 @@ from genfast.models.families import UnsupportedModelError, family_of
 from genfast.runtime.generate import generate
 from genfast.runtime.torch_runtime import TorchRuntime
 
+NEOX = dict(vocab_size=300, hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=256, rotary_pct=0.25, bos_token_id=0, eos_token_id=None, pad_token_id=0,
+            tie_word_embeddings=False)
 COMMON = dict(vocab_size=300, hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
               num_key_value_heads=2, max_position_embeddings=256, bos_token_id=0, eos_token_id=None,
               pad_token_id=0)
 
 
 def _model(kind: str):
-    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
+    from transformers import (
+        AutoModelForCausalLM,
+        GPTNeoXConfig,
+        LlamaConfig,
+        MistralConfig,
+        Phi3Config,
+        Qwen2Config,
+        Qwen3Config,
+    )
 
     torch.manual_seed(0)
     config = {"qwen3": lambda: Qwen3Config(**COMMON, head_dim=32),
@@ -23,11 +34,14 @@ def _model(kind: str):
               "qwen2-window-layer": lambda: Qwen2Config(**COMMON, use_sliding_window=True, sliding_window=8,
                                                         max_window_layers=1),
               "phi3": lambda: Phi3Config(**COMMON),
-              "phi3-partial-rotary": lambda: Phi3Config(**COMMON, partial_rotary_factor=0.5)}[kind]()
+              "phi3-partial-rotary": lambda: Phi3Config(**COMMON, partial_rotary_factor=0.5),
+              "gpt-neox": lambda: GPTNeoXConfig(**NEOX),
+              "gpt-neox-sequential": lambda: GPTNeoXConfig(**NEOX, use_parallel_residual=False)}[kind]()
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer", "phi3", "phi3-partial-rotary"]
+KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer", "phi3", "phi3-partial-rotary",
+         "gpt-neox", "gpt-neox-sequential"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -39,7 +53,7 @@ def test_greedy_tokens_equal_transformers(kind):
 
 
 @pytest.mark.parametrize("backend", ["torch-compile", "onnxruntime", "openvino"])
-@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer", "phi3-partial-rotary"])
+@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer", "phi3-partial-rotary", "gpt-neox"])
 def test_every_backend_runs_the_new_families_exactly(tokenizer, kind, backend):
     """Two rows of different content, 32 greedy tokens past the 8-token window."""
     from genfast.backends.registry import build_runtime
@@ -63,10 +77,10 @@ def test_an_activation_the_decoder_lacks_is_refused_by_name():
 
 
 def test_unknown_families_name_the_covered_ones():
-    from transformers import GPTNeoXConfig
+    from transformers import OPTConfig
 
-    with pytest.raises(UnsupportedModelError, match="qwen3"):
-        family_of(GPTNeoXConfig())
+    with pytest.raises(UnsupportedModelError, match="qwen3, .*gpt_neox"):
+        family_of(OPTConfig())
 
 
 def test_the_hf_runtime_uses_the_current_cache_argument(tokenizer):
@@ -119,3 +133,22 @@ def test_int8_weights_on_genfasts_decoder_equal_transformers_on_the_same_weights
     assert (runtime.decoder.native_plans is not None) == (kind == "phi3" and available())
     ids = torch.randint(1, 300, (2, 12), generator=torch.Generator().manual_seed(0))
     assert torch.equal(generate(runtime, ids, 32), generate(HFRuntime(model), ids, 32))
+
+
+@pytest.mark.parametrize("kind", ["gpt-neox", "phi3", "mistral-window"])
+def test_structured_pruning_shrinks_and_reloads_with_transformers(tokenizer, tmp_path, kind):
+    from transformers import AutoModelForCausalLM
+
+    from genfast.compress import compress_
+    from genfast.compress.prune import PruneFFN, PruneLayers
+
+    model = _model(kind)
+    before = sum(p.numel() for p in model.parameters())
+    compress_(model, PruneFFN(fraction=0.25))
+    compress_(model, PruneLayers(count=1))
+    assert sum(p.numel() for p in model.parameters()) < 0.75 * before
+    model.save_pretrained(tmp_path)
+    ids = torch.tensor([[1, 5, 9, 3, 7]])
+    torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(tmp_path)(ids).logits, model(ids).logits)
+    assert torch.equal(generate(TorchRuntime(model), ids, 8),
+                       model.generate(ids, max_new_tokens=8, do_sample=False)[:, 5:])

@@ -63,6 +63,10 @@ class Family:
     """Per-head RMSNorm of queries and keys before the rotary embedding (Qwen3)."""
     fused_gate_up: bool = False
     """The gated MLP's gate and up projections are one matrix, gate rows first (Phi-3)."""
+    qkv_per_head: bool = False
+    """A fused qkv matrix whose rows are grouped per head (q, k, v of head 0, then head 1: GPT-NeoX)."""
+    parallel_residual_field: str | None = None
+    """The config flag for x + attn(norm1(x)) + mlp(norm2(x)) instead of two residual steps (GPT-NeoX)."""
     head_pruning: bool = True
 
     def get(self, root: Any, path: str) -> Any:
@@ -91,6 +95,15 @@ QWEN3 = Family(**{**LLAMA.__dict__, "name": "qwen3", "model_types": ("qwen3",), 
 PHI3 = Family(**{**LLAMA.__dict__, "name": "phi3", "model_types": ("phi3",), "qkv": ("qkv_proj",),
                  "ffn_in": ("mlp.gate_up_proj",), "fused_gate_up": True, "head_pruning": False})
 
+GPT_NEOX = Family(
+    name="gpt_neox", model_types=("gpt_neox",), layers="gpt_neox.layers", embeddings="gpt_neox.embed_in",
+    final_norm="gpt_neox.final_layer_norm", norm="layer", norms=("input_layernorm", "post_attention_layernorm"),
+    attention="attention", qkv=("query_key_value",), out_proj="dense", ffn_in=("mlp.dense_h_to_4h",),
+    ffn_out="mlp.dense_4h_to_h", gated_mlp=False, rotary=True, learned_positions=None, activation_field="hidden_act",
+    eps_field="layer_norm_eps", rotary_emb="gpt_neox.rotary_emb", ffn_width_field="intermediate_size",
+    layer_count_field="num_hidden_layers", qkv_per_head=True, parallel_residual_field="use_parallel_residual",
+    head_pruning=False)
+
 GPT2 = Family(
     name="gpt2", model_types=("gpt2",), layers="transformer.h", embeddings="transformer.wte",
     final_norm="transformer.ln_f", norm="layer", norms=("ln_1", "ln_2"), attention="attn", qkv=("c_attn",),
@@ -99,7 +112,7 @@ GPT2 = Family(
     ffn_width_field="n_inner",
     layer_count_field="n_layer", conv1d=True, head_pruning=False)
 
-FAMILIES = (LLAMA, QWEN3, PHI3, GPT2)
+FAMILIES = (LLAMA, QWEN3, PHI3, GPT_NEOX, GPT2)
 
 ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
 """MLP activations genfast's decoder computes (through transformers' own ACT2FN)."""

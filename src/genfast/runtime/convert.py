@@ -64,6 +64,22 @@ def _windowed_layers(cfg) -> list[bool]:
     return [True] * cfg.num_hidden_layers
 
 
+def _blocks_from_per_head(qkv: torch.nn.Module, heads: int, head_dim: int) -> torch.nn.Module:
+    """Rows (head, q|k|v, dim) reordered to (q|k|v, head, dim): the layout the decoder splits."""
+    if isinstance(qkv, QuantizedLinear):
+        raise UnsupportedModelError("genfast's decoder cannot reorder a quantized per-head qkv projection.")
+
+    def reorder(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().reshape(heads, 3, head_dim, -1).transpose(0, 1).reshape(t.shape)
+
+    out = torch.nn.Linear(qkv.in_features, qkv.out_features, bias=qkv.bias is not None,
+                          device=qkv.weight.device, dtype=qkv.weight.dtype)
+    out.weight = torch.nn.Parameter(reorder(qkv.weight), requires_grad=False)
+    if qkv.bias is not None:
+        out.bias = torch.nn.Parameter(reorder(qkv.bias[:, None])[:, 0], requires_grad=False)
+    return out
+
+
 def _check_covered(cfg, family: Family) -> None:
     """Refuse, by name, every config setting the decoder would otherwise silently ignore."""
     act = family.activation(cfg)
@@ -90,7 +106,9 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
                          head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
                          activation=family.activation(cfg), norm=family.norm,
-                         sliding_window=cfg.sliding_window if any(windowed) else None)
+                         sliding_window=cfg.sliding_window if any(windowed) else None,
+                         parallel_residual=bool(family.parallel_residual_field
+                                                and getattr(cfg, family.parallel_residual_field)))
     linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
 
     def norm(module: torch.nn.Module) -> torch.nn.Module:
@@ -100,8 +118,10 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     for layer, in_window in zip(layers, windowed, strict=True):
         attn = family.get(layer, family.attention)
         qk_norms = (norm(attn.q_norm), norm(attn.k_norm)) if family.qk_norm else (None, None)
-        blocks.append(Block(shape, norm(family.get(layer, family.norms[0])),
-                            _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv]),
+        qkv = _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv])
+        if family.qkv_per_head:
+            qkv = _blocks_from_per_head(qkv, heads, head_dim)
+        blocks.append(Block(shape, norm(family.get(layer, family.norms[0])), qkv,
                             linear(family.get(attn, family.out_proj)), norm(family.get(layer, family.norms[1])),
                             _fused_linear(*[linear(family.get(layer, n)) for n in family.ffn_in]),
                             linear(family.get(layer, family.ffn_out)), *qk_norms, windowed=in_window))

@@ -34,6 +34,8 @@ class DecoderShape:
     """A transformers ACT2FN name."""
     norm: str = "rms"
     """``rms`` or ``layer``."""
+    parallel_residual: bool = False
+    """x + attn(norm1(x)) + mlp(norm2(x)) (GPT-NeoX) instead of two residual steps."""
     partial_rotary: bool = False
     """The rotary embedding turns only the first dimensions of each head (Phi, GPT-NeoX)."""
     sliding_window: int | None = None
@@ -90,7 +92,10 @@ class Block(torch.nn.Module):
     def project_and_mlp(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         """Output projection of the heads' results (batch, heads, T, head_dim), residual, MLP."""
         b, t, _ = x.shape
-        x = x + self.out(attn.transpose(1, 2).reshape(b, t, self.shape.heads * self.shape.head_dim))
+        attended = self.out(attn.transpose(1, 2).reshape(b, t, self.shape.heads * self.shape.head_dim))
+        if self.shape.parallel_residual:
+            return x + attended + self.mlp(self.norm2(x))
+        x = x + attended
         return x + self.mlp(self.norm2(x))
 
     def forward(self, x: torch.Tensor, layer: int, positions: torch.Tensor, rope: tuple | None,
