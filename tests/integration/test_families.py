@@ -18,9 +18,11 @@ COMMON = dict(vocab_size=300, hidden_size=64, intermediate_size=192, num_hidden_
 def _model(kind: str):
     from transformers import (
         AutoModelForCausalLM,
+        GemmaConfig,
         GPTNeoXConfig,
         LlamaConfig,
         MistralConfig,
+        OPTConfig,
         Phi3Config,
         Qwen2Config,
         Qwen3Config,
@@ -36,12 +38,16 @@ def _model(kind: str):
               "phi3": lambda: Phi3Config(**COMMON),
               "phi3-partial-rotary": lambda: Phi3Config(**COMMON, partial_rotary_factor=0.5),
               "gpt-neox": lambda: GPTNeoXConfig(**NEOX),
-              "gpt-neox-sequential": lambda: GPTNeoXConfig(**NEOX, use_parallel_residual=False)}[kind]()
+              "gpt-neox-sequential": lambda: GPTNeoXConfig(**NEOX, use_parallel_residual=False),
+              "gemma": lambda: GemmaConfig(**COMMON, head_dim=16),
+              "opt": lambda: OPTConfig(vocab_size=300, hidden_size=64, ffn_dim=256, num_hidden_layers=2,
+                                       num_attention_heads=4, max_position_embeddings=256, word_embed_proj_dim=64,
+                                       bos_token_id=0, eos_token_id=None, pad_token_id=0)}[kind]()
     return AutoModelForCausalLM.from_config(config).eval()
 
 
 KINDS = ["qwen3", "llama-gelu", "llama-relu", "mistral-window", "qwen2-window-layer", "phi3", "phi3-partial-rotary",
-         "gpt-neox", "gpt-neox-sequential"]
+         "gpt-neox", "gpt-neox-sequential", "gemma", "opt"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -53,7 +59,8 @@ def test_greedy_tokens_equal_transformers(kind):
 
 
 @pytest.mark.parametrize("backend", ["torch-compile", "onnxruntime", "openvino"])
-@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer", "phi3-partial-rotary", "gpt-neox"])
+@pytest.mark.parametrize("kind", ["qwen3", "mistral-window", "qwen2-window-layer", "phi3-partial-rotary", "gpt-neox",
+                                  "gemma", "opt"])
 def test_every_backend_runs_the_new_families_exactly(tokenizer, kind, backend):
     """Two rows of different content, 32 greedy tokens past the 8-token window."""
     from genfast.backends.registry import build_runtime
@@ -77,10 +84,10 @@ def test_an_activation_the_decoder_lacks_is_refused_by_name():
 
 
 def test_unknown_families_name_the_covered_ones():
-    from transformers import OPTConfig
+    from transformers import FalconConfig
 
     with pytest.raises(UnsupportedModelError, match="qwen3, .*gpt_neox"):
-        family_of(OPTConfig())
+        family_of(FalconConfig())
 
 
 def test_the_hf_runtime_uses_the_current_cache_argument(tokenizer):
@@ -135,7 +142,7 @@ def test_int8_weights_on_genfasts_decoder_equal_transformers_on_the_same_weights
     assert torch.equal(generate(runtime, ids, 32), generate(HFRuntime(model), ids, 32))
 
 
-@pytest.mark.parametrize("kind", ["gpt-neox", "phi3", "mistral-window"])
+@pytest.mark.parametrize("kind", ["gpt-neox", "phi3", "mistral-window", "gemma", "opt"])
 def test_structured_pruning_shrinks_and_reloads_with_transformers(tokenizer, tmp_path, kind):
     from transformers import AutoModelForCausalLM
 

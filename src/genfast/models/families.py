@@ -51,8 +51,8 @@ class Family:
     """Attribute path of a learned position embedding, if any."""
     activation_field: str
     """The config field naming the MLP activation."""
-    eps_field: str
-    """The config field holding the norms' epsilon."""
+    eps_field: str | None
+    """The config field holding the RMSNorms' epsilon (LayerNorms carry their own)."""
     ffn_width_field: str
     layer_count_field: str
     rotary_emb: str | None = None
@@ -67,6 +67,10 @@ class Family:
     """A fused qkv matrix whose rows are grouped per head (q, k, v of head 0, then head 1: GPT-NeoX)."""
     parallel_residual_field: str | None = None
     """The config flag for x + attn(norm1(x)) + mlp(norm2(x)) instead of two residual steps (GPT-NeoX)."""
+    norm_weight_offset: float = 0.0
+    """RMSNorm multiplies by (offset + weight): 1 for Gemma."""
+    position_offset: int = 0
+    """Learned position embeddings start at this row (OPT's 2)."""
     head_pruning: bool = True
 
     def get(self, root: Any, path: str) -> Any:
@@ -104,6 +108,16 @@ GPT_NEOX = Family(
     layer_count_field="num_hidden_layers", qkv_per_head=True, parallel_residual_field="use_parallel_residual",
     head_pruning=False)
 
+GEMMA = Family(**{**LLAMA.__dict__, "name": "gemma", "model_types": ("gemma",), "norm_weight_offset": 1.0})
+
+OPT = Family(
+    name="opt", model_types=("opt",), layers="model.decoder.layers", embeddings="model.decoder.embed_tokens",
+    final_norm="model.decoder.final_layer_norm", norm="layer", norms=("self_attn_layer_norm", "final_layer_norm"),
+    attention="self_attn", qkv=("q_proj", "k_proj", "v_proj"), out_proj="out_proj", ffn_in=("fc1",), ffn_out="fc2",
+    gated_mlp=False, rotary=False, learned_positions="model.decoder.embed_positions", position_offset=2,
+    activation_field="activation_function", eps_field=None, ffn_width_field="ffn_dim",
+    layer_count_field="num_hidden_layers", head_pruning=False)
+
 GPT2 = Family(
     name="gpt2", model_types=("gpt2",), layers="transformer.h", embeddings="transformer.wte",
     final_norm="transformer.ln_f", norm="layer", norms=("ln_1", "ln_2"), attention="attn", qkv=("c_attn",),
@@ -112,7 +126,7 @@ GPT2 = Family(
     ffn_width_field="n_inner",
     layer_count_field="n_layer", conv1d=True, head_pruning=False)
 
-FAMILIES = (LLAMA, QWEN3, PHI3, GPT_NEOX, GPT2)
+FAMILIES = (LLAMA, QWEN3, PHI3, GEMMA, GPT_NEOX, OPT, GPT2)
 
 ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
 """MLP activations genfast's decoder computes (through transformers' own ACT2FN)."""

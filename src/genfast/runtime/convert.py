@@ -89,6 +89,10 @@ def _check_covered(cfg, family: Family) -> None:
     if family.conv1d and (cfg.scale_attn_by_inverse_layer_idx or cfg.reorder_and_upcast_attn
                           or not cfg.scale_attn_weights):
         raise UnsupportedModelError("This GPT-2 variant's attention scaling is not supported.")
+    if not getattr(cfg, "do_layer_norm_before", True):
+        raise UnsupportedModelError("Post-layer-norm OPT variants (do_layer_norm_before=False) are not supported.")
+    if getattr(cfg, "word_embed_proj_dim", cfg.hidden_size) != cfg.hidden_size:
+        raise UnsupportedModelError("Embeddings projected to another width (OPT's project_in/out) are not supported.")
     if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None):
         raise UnsupportedModelError("Attention / logit soft-capping is not supported by genfast's decoder.")
 
@@ -101,7 +105,7 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     layers = family.decoder_layers(model)
     heads = cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    eps = getattr(cfg, family.eps_field)
+    eps = getattr(cfg, family.eps_field) if family.eps_field else 1e-5
     windowed = _windowed_layers(cfg)
     shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
                          head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
@@ -112,7 +116,10 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
 
     def norm(module: torch.nn.Module) -> torch.nn.Module:
-        return RMSNorm(module.weight, eps) if family.norm == "rms" else module
+        if family.norm != "rms":
+            return module
+        weight = module.weight + family.norm_weight_offset if family.norm_weight_offset else module.weight
+        return RMSNorm(weight.detach() if family.norm_weight_offset else weight, eps)
 
     blocks = []
     for layer, in_window in zip(layers, windowed, strict=True):
@@ -138,5 +145,7 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
             for block in blocks:
                 block.shape = shape
     pos_embed = family.get(model, family.learned_positions) if family.learned_positions else None
+    if pos_embed is not None and family.position_offset:  # a plain table from row 0 = position 0 (a view)
+        pos_embed = torch.nn.Embedding.from_pretrained(pos_embed.weight[family.position_offset:], freeze=True)
     return FastDecoder(shape, embed, blocks, norm(family.get(model, family.final_norm)), model.lm_head,
                        pos_embed=pos_embed, rope_tables=rope).eval()
