@@ -1,6 +1,7 @@
 """Every backend x precision against transformers' eager generate(), in one run.
 
     python benchmarks/runtimes.py [--models demo gpt2-small] [--threads 2] [--render]
+    python benchmarks/runtimes.py --models qwen3-shape phi3-shape --cases core --name runtimes_families
 
 Each case runs in its own process (so its peak memory is its own): 128-token prompt,
 128 new tokens, batch 1, greedy with EOS ignored, 1 warm-up + 3 counted runs. Writes
@@ -31,22 +32,45 @@ CASES = [("hf-generate", "fp32"), ("hf", "fp32"), ("torch", "fp32"), ("torch-com
          ("torch", "int8-dynamic"),
          ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
          ("openvino", "int4")]
+CORE_CASES = [("hf-generate", "fp32"), ("torch", "fp32"), ("torch-compile", "fp32"), ("torch", "int8-weight"),
+              ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]
 PROMPT, NEW, REPEATS = 128, 128, 3
 
 
+def _shaped_configs() -> dict:
+    """Random-weight models with real families' layer shapes, scaled in depth and vocabulary to fit here."""
+    from transformers import GPT2Config, Phi3Config, Qwen3Config
+
+    ids = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0)  # inside the scaled vocabulary
+    return {
+        "gpt2-small": GPT2Config(),  # GPT-2 small itself (124M)
+        # Qwen3-0.6B's layers (width 1024, 16 query / 8 key-value heads of 128, SwiGLU 3072, q/k norms),
+        # 8 of its 28, a 16k vocabulary: 143M parameters
+        "qwen3-shape": Qwen3Config(hidden_size=1024, intermediate_size=3072, num_hidden_layers=8,
+                                   num_attention_heads=16, num_key_value_heads=8, head_dim=128, vocab_size=16384,
+                                   max_position_embeddings=4096, tie_word_embeddings=True, **ids),
+        # Phi-3-mini's layers (width 3072, 32 heads, fused qkv and gate/up 8192), 1 of its 32, a 16k
+        # vocabulary: 214M parameters
+        "phi3-shape": Phi3Config(hidden_size=3072, intermediate_size=8192, num_hidden_layers=1,
+                                 num_attention_heads=32, num_key_value_heads=32, vocab_size=16384,
+                                 max_position_embeddings=4096, tie_word_embeddings=False, **ids),
+    }
+
+
 def model_dir(name: str) -> str:
-    """`demo`, or a GPT-2-small-shaped (124M) random model saved once under .genfast-work/."""
-    if name != "gpt2-small":
+    """`demo`, or a random model of one of ``_shaped_configs``, saved once under .genfast-work/."""
+    configs = _shaped_configs()
+    if name not in configs:
         return name
-    path = WORK / "gpt2-small-random"
+    path = WORK / f"{name}-random"
     if not (path / "config.json").exists():
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import AutoModelForCausalLM
 
         from genfast.models.loading import load
 
         torch.manual_seed(0)
-        GPT2LMHeadModel(GPT2Config()).save_pretrained(path)
-        load("demo").tokenizer.save_pretrained(path)  # ids < 8192 fit GPT-2's 50257-token head
+        AutoModelForCausalLM.from_config(configs[name]).save_pretrained(path)
+        load("demo").tokenizer.save_pretrained(path)  # ids < 8192 fit every head here
     return str(path)
 
 
@@ -107,12 +131,12 @@ def run_one(model: str, backend: str, precision: str, threads: int) -> dict:
     return out
 
 
-def measure(models: list[str], threads: int) -> list[dict]:
+def measure(models: list[str], threads: int, cases: list[tuple[str, str]]) -> list[dict]:
     """Every case of every model, each in its own process."""
     results = []
     for model in models:
         model_dir(model)
-        for backend, precision in CASES:
+        for backend, precision in cases:
             proc = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--one", model, backend,
                                    precision], capture_output=True, text=True)
             if proc.returncode != 0:
@@ -132,7 +156,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=["demo", "gpt2-small"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--render", action="store_true", help="rebuild the table from results/runtimes.json")
+    parser.add_argument("--render", action="store_true", help="rebuild the table from results/NAME.json")
+    parser.add_argument("--cases", choices=("all", "core"), default="all",
+                        help="core: generate(), torch fp32 / compiled / int8-weight, onnxruntime fp32, "
+                             "openvino fp32 / int8")
+    parser.add_argument("--name", default="runtimes", help="results/NAME.{json,md}")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "BACKEND", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -140,10 +168,10 @@ def main() -> None:
         return
 
     if args.render:  # the table again from the last run's raw results, nothing re-measured
-        results = json.loads((Path(__file__).parent / "results" / "runtimes.json").read_text())
+        results = json.loads((Path(__file__).parent / "results" / f"{args.name}.json").read_text())
         args.models = list(dict.fromkeys(r["model"] for r in results))
     else:
-        results = measure(args.models, args.threads)
+        results = measure(args.models, args.threads, CASES if args.cases == "all" else CORE_CASES)
     # every case measured the bandwidth in its own process and it moves between processes; one
     # figure (their median) for the whole table keeps the roofline column comparable between rows
     bw = statistics.median(r["bandwidth_gbs"] for r in results if "bandwidth_gbs" in r)
@@ -166,9 +194,9 @@ def main() -> None:
                          f"{r['weight_bytes_per_step'] / 1e6:.1f} | {r['roofline_fraction']:.0%} |")
     header = (f"{platform.processor() or platform.machine()}, {args.threads} threads, measured read bandwidth "
               f"{bw:.1f} GB/s (median over the cases' processes); prompt {PROMPT}, {NEW} new tokens, batch 1, medians of {REPEATS} runs after 1 "
-              f"warm-up; command: `python benchmarks/runtimes.py`. Peak RSS includes the transformers model "
-              f"every case loads first.")
-    write_results("runtimes", results, header, lines)
+              f"warm-up; command: `python benchmarks/runtimes.py {' '.join(sys.argv[1:])}`. Peak RSS includes the "
+              f"transformers model every case loads first.")
+    write_results(args.name, results, header, lines)
 
 
 if __name__ == "__main__":
