@@ -47,11 +47,12 @@ def running_server(model, tokenizer, limits: HttpLimits | None = None, token_hea
     runtime.poison = tokenizer(POISON_TEXT)["input_ids"]
     core = EngineCore(runtime, tokenizer, SchedulerConfig(**scheduler))
     limits = limits or HttpLimits()
-    server = OpenAIServer(AsyncEngine(core, ServingMetrics("tiny")), tokenizer, "tiny", request_timeout_s=30,
+    metrics = ServingMetrics("tiny")
+    server = OpenAIServer(AsyncEngine(core, metrics), tokenizer, "tiny", request_timeout_s=30,
                           limits=limits, token_healing=token_healing)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning",
-                                       http=guarded_http_protocol(limits),
+                                       http=guarded_http_protocol(limits, metrics.count_response),
                                        timeout_keep_alive=limits.keep_alive_s))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -193,9 +193,18 @@ def test_server_ttft_counts_from_arrival(server, tokenizer):
     assert server_mean >= client_mean - max(0.008, 0.15 * client_mean), (server_mean, client_mean)
 
 
-def test_oversized_headers_get_431(server):
+def _metric(base: str, name: str, code: str) -> float:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name) and f'code="{code}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize("pad", [200_000, 70_000])  # over several reads, or in one
+def test_oversized_headers_get_431_and_are_counted(server, pad):
     base, _ = server
-    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200_000 + b"\r\n\r\n"
+    before = _metric(base, "genfast_http_responses_total", "431")
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * pad + b"\r\n\r\n"
     with socket.create_connection(("127.0.0.1", _port(base)), timeout=10) as s:
         try:
             s.sendall(head)
@@ -204,6 +213,7 @@ def test_oversized_headers_get_431(server):
         reply = s.recv(65536)
     assert reply.startswith(b"HTTP/1.1 431")
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "invalid_request_error"
+    assert _metric(base, "genfast_http_responses_total", "431") == before + 1
 
 
 def test_malformed_http_gets_an_openai_error(server):
@@ -216,6 +226,7 @@ def test_malformed_http_gets_an_openai_error(server):
 def test_large_json_structures_are_refused_before_validation_without_stalling(server):
     base, _ = server
     bodies = [{"prompt": [1] * 1_000_000, "max_tokens": 2},
+              {"prompt": [[1], [1] * 1_000_000]},
               {"messages": [{"role": "user", "content": "a"}] * 100_000},
               {"prompt": "x", "logit_bias": {str(i): 1 for i in range(100_000)}},
               {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}] * 100_000}]}]
@@ -231,7 +242,7 @@ def test_large_json_structures_are_refused_before_validation_without_stalling(se
 
     replies = asyncio.run(flood())
     streamer.join(60)
-    for reply, param in zip(replies, ["prompt", "messages", "logit_bias", "messages"], strict=True):
+    for reply, param in zip(replies, ["prompt", "prompt", "messages", "logit_bias", "messages"], strict=True):
         assert reply.status_code == 400 and reply.json()["error"]["param"] == param, reply.text[:200]
     assert max(gaps[1:]) < 0.5, max(gaps[1:])
 
@@ -247,11 +258,14 @@ def test_extreme_sampling_values_are_served(server, body):
 
 @pytest.mark.parametrize("body, param", [
     ({"prompt": "x", "logit_bias": {"²": 1}}, "logit_bias"),
+    ({"prompt": "x", "logit_bias": {"--5": 1}}, "logit_bias"),
+    ({"prompt": "x", "logit_bias": {" 5": 1}}, "logit_bias"),
+    ({"prompt": "x " * 300}, "prompt"),
     ({"prompt": "x", "stream_options": {"include_usage": True}}, "stream_options"),
     ({"prompt": "x", "stream": "yes"}, "stream"),
     ({"prompt": [True, False]}, "prompt"),
     ({"prompt": "x", "stop": "s" * 2000}, "stop"),
-    ({"prompt": "x " * 200, "max_tokens": 250}, "max_tokens"),
+    ({"prompt": "x " * 50, "max_tokens": 250}, "max_tokens"),
     ({"prompt": [10**6]}, "prompt"),
     ({"prompt": ""}, "prompt"),
 ])

@@ -92,7 +92,8 @@ def test_chat_logprobs(server):
                 temperature=0, logprobs=True, top_logprobs=2, ignore_eos=True).json()
     content = body["choices"][0]["logprobs"]["content"]
     assert len(content) == 4 and all(len(c["top_logprobs"]) == 2 and c["logprob"] <= 0 for c in content)
-    assert "".join(c["token"] for c in content) == body["choices"][0]["message"]["content"]
+    assert b"".join(bytes(c["bytes"]) for c in content).decode("utf-8", "replace") == \
+        body["choices"][0]["message"]["content"]
     assert content[0]["bytes"] == list(content[0]["token"].encode())
 
 

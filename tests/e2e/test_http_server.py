@@ -101,7 +101,7 @@ def test_one_failing_request_fails_alone(server):
     async def both():
         async with httpx.AsyncClient(timeout=30) as client:
             return await asyncio.gather(
-                client.post(f"{base}/v1/completions", json={"prompt": f"x = {POISON_TEXT} + 1", "max_tokens": 5}),
+                client.post(f"{base}/v1/completions", json={"prompt": f"{POISON_TEXT} + 1", "max_tokens": 5}),
                 client.post(f"{base}/v1/completions", json={"prompt": "y = 1", "max_tokens": 5, "temperature": 0}))
 
     bad, good = asyncio.run(both())

@@ -40,3 +40,16 @@ def test_healed_prefix_is_not_output(tokenizer):
     ids = tokenizer(" fibonacci(n)")["input_ids"]
     ts, deltas = stream_all(tokenizer, ids, drop_prefix=" ")
     assert "".join(deltas) == "fibonacci(n)"
+
+
+def test_the_earliest_of_several_stop_strings_cuts(tokenizer):
+    ids = tokenizer(TEXT)["input_ids"]
+    whole = tokenizer.decode(ids)
+    ts, deltas = stream_all(tokenizer, ids, stops=["numbers", "return"])  # "return" comes first in the text
+    assert ts.text == whole[:whole.find("return")] == "".join(deltas)
+
+
+def test_a_character_cut_by_the_end_is_not_dropped(tokenizer):
+    ids = tokenizer("a日")["input_ids"]
+    ts, deltas = stream_all(tokenizer, ids[:-1])  # the last byte of 日 never comes
+    assert "".join(deltas) == tokenizer.decode(ids[:-1]) and deltas[-1].endswith("\ufffd")

@@ -6,7 +6,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from genfast.errors import ConfigError
@@ -35,6 +34,8 @@ def set_threads(threads: int | None) -> None:
         return
     if threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}.")
+    import torch  # not at import time: `genfast serve` opens its socket before torch loads
+
     torch.set_num_threads(threads)
 
 

@@ -202,7 +202,7 @@ class OpenAIServer:
                 return error_response(400, f"{name} has {len(value)} entries; at most {cap} can be used here.",
                                       param=name)
         prompt, messages = obj.get("prompt"), obj.get("messages")
-        nested = [prompt[0]] if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else []
+        nested = [p for p in prompt if isinstance(p, list)] if isinstance(prompt, list) else []
         nested += [m.get("content") for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
         for value in nested:
             if isinstance(value, list) and len(value) > limit:

@@ -150,7 +150,7 @@ class EngineCore:
             raise ConfigError(
                 f"Prompt of {len(prompt_ids) + healing} tokens + max_tokens {params.max_tokens} exceeds the context "
                 f"of {self.max_model_len} tokens.", f"Keep prompt + max_tokens <= {self.max_model_len}.",
-                param="max_tokens")
+                param="prompt" if len(prompt_ids) + healing >= self.max_model_len else "max_tokens")
         if waiting - (cfg.max_running - len(self.running)) >= cfg.max_queued:
             raise QueueFullError(f"Every row is busy and the queue is full ({cfg.max_queued} requests waiting).")
         req = Request(id=request_id or f"req-{next(self._ids)}", prompt_ids=list(prompt_ids), params=params,

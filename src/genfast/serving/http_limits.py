@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from genfast.errors import ConfigError
@@ -108,9 +109,10 @@ async def _send_error(send, status: int, message: str) -> None:
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 
 
-def guarded_http_protocol(limits: HttpLimits):
+def guarded_http_protocol(limits: HttpLimits, on_refused: Callable[[int], None] | None = None):
     """uvicorn's httptools protocol with the limits uvicorn lacks: a deadline for a request's headers,
-    a cap on their size (431), a cap on open connections (503), all answered in OpenAI's shape."""
+    a cap on their size (431), a cap on open connections (503), all answered in OpenAI's shape;
+    ``on_refused(status)`` is told of each answer given here (the app never sees those requests)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -132,6 +134,8 @@ def guarded_http_protocol(limits: HttpLimits):
                 self.transport.close()
 
         def _refuse(self, status: int, message: str) -> None:
+            if on_refused is not None:
+                on_refused(status)
             body, headers = _error_bytes(status, message)
             head = b"".join(b"%s: %s\r\n" % pair for pair in headers)
             self.transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, _REASONS[status], head, body))
@@ -168,6 +172,10 @@ def guarded_http_protocol(limits: HttpLimits):
         def on_headers_complete(self) -> None:
             self._disarm()  # the body's deadline is RequestLimits' job
             self._in_headers = False
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > limits.max_header_bytes:  # headers that arrived in one read are counted here
+                self._refuse(431, f"The request line and headers exceed {limits.max_header_bytes} bytes.")
+                return
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:

@@ -7,6 +7,7 @@ as OpenAI itself does ("Unrecognized request argument").
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Literal
@@ -60,7 +61,7 @@ class _SamplingFields(BaseModel):
     @classmethod
     def _bias_keys_are_token_ids(cls, value):
         for key, bias in (value or {}).items():
-            if not (key.isascii() and key.strip().lstrip("-").isdigit()):
+            if not re.fullmatch(r"-?[0-9]+", key):
                 raise ValueError(f"keys must be token ids, got {key!r}")
             if not -100.0 <= bias <= 100.0:
                 raise ValueError(f"values must be in [-100, 100], got {bias}")

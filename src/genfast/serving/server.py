@@ -109,8 +109,11 @@ def _draining_server(config, api, grace_s: float):
             await super().startup(sockets)
 
         def handle_exit(self, sig: int, frame) -> None:  # runs in the main thread, as a signal handler
-            if api.engine is None or not api.ready or self.should_exit:
-                self.should_exit = True  # still loading, or already leaving
+            if self.should_exit:
+                return  # already leaving
+            if api.engine is None or not api.ready:  # still loading: nothing served, stopped like any command
+                self.cut_by = sig
+                self.should_exit = True
             elif not self.draining:
                 self.draining = True
                 api.engine.core.accepting = False
@@ -151,7 +154,7 @@ def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None, sock: soc
     api = build_server(cfg, eager=False)
     api.on_ready = on_loaded
     config = uvicorn.Config(api.build(), host=cfg.host, port=cfg.port, log_level="warning",
-                            http=guarded_http_protocol(cfg.http),
+                            http=guarded_http_protocol(cfg.http, api.metrics.count_response),
                             timeout_keep_alive=cfg.http.keep_alive_s,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=int(cfg.graceful_shutdown_s))
     server = _draining_server(config, api, cfg.graceful_shutdown_s)
@@ -159,6 +162,9 @@ def run(cfg: ServeConfig, on_loaded: Callable[[], None] | None = None, sock: soc
     server.run(sockets=[sock])
     if api.load_error is not None:
         raise api.load_error
+    if server.cut_by is not None and not api.ready and not server.draining:
+        raise Interrupted("The server stopped while the model was loading; nothing was served.",
+                          "Run the command again.", terminated=server.cut_by == signal.SIGTERM)
     if server.cut_by is not None:
         raise Interrupted("The server stopped before every request finished; the streams still open got an "
                           "error event.", "Let the drain finish (one SIGTERM) to end requests cleanly.",

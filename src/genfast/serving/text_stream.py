@@ -54,7 +54,14 @@ class TextStream:
         return self._release(end)
 
     def flush(self) -> str:
-        """The request ended: everything held back is output."""
+        """The request ended: everything held back is output, a last unfinished character as U+FFFD."""
+        if not self.stopped and self._read_offset < len(self.ids):
+            before = self._decode(self.ids[self._prefix_offset:self._read_offset])
+            after = self._decode(self.ids[self._prefix_offset:])
+            if after.startswith(before):
+                self.text += after[len(before):]
+                self._read_offset = len(self.ids)
+                self._cut_at_stop()
         return self._release(len(self.text))
 
     def _release(self, end: int) -> str:
@@ -63,11 +70,10 @@ class TextStream:
         return delta
 
     def _cut_at_stop(self) -> None:
-        for stop in self.stops:
-            cut = self.text.find(stop, max(0, self._searched - len(stop) + 1))
-            if cut != -1:
-                self.text, self.stopped = self.text[:cut], True
-                break
+        found = (self.text.find(stop, max(0, self._searched - len(stop) + 1)) for stop in self.stops)
+        cuts = [cut for cut in found if cut != -1]
+        if cuts:  # the earliest match, whichever stop string it is
+            self.text, self.stopped = self.text[:min(cuts)], True
         self._searched = len(self.text)
 
     def _held_back(self) -> int:
