@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from genfast.runtime.healing import heal, healing_sampler
@@ -24,3 +25,13 @@ def test_only_the_first_step_is_constrained():
     logits = torch.tensor([[5.0, 4.0, 1.0, 0.0]])
     assert step(logits).tolist() == [2]
     assert step(logits).tolist() == [0]
+
+
+@pytest.mark.parametrize("text", [" ", "def", " s", "\n", "x", "日", "zzzz"])
+def test_tokens_starting_with_equals_a_scan_of_the_vocabulary(tokenizer, text):
+    import torch
+
+    from genfast.runtime.healing import token_strings, tokens_starting_with
+
+    expected = torch.tensor([s.startswith(text) for s in token_strings(tokenizer)])
+    assert torch.equal(tokens_starting_with(tokenizer, text), expected)

@@ -7,6 +7,7 @@ the first generated token be any token that starts with the dropped text.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable
 
@@ -32,9 +33,22 @@ def heal(tokenizer, prompt: str) -> tuple[list[int], torch.Tensor | None]:
     return ids[:-1], tokens_starting_with(tokenizer, tokenizer.decode(ids[-1:]))
 
 
+@functools.lru_cache(maxsize=8)
+def _sorted_vocabulary(tokenizer) -> tuple[list[str], torch.Tensor]:
+    strings = token_strings(tokenizer)
+    order = sorted(range(len(strings)), key=strings.__getitem__)
+    return [strings[i] for i in order], torch.tensor(order, dtype=torch.long)
+
+
 def tokens_starting_with(tokenizer, text: str) -> torch.Tensor:
-    """(vocab,) bool: the tokens whose text starts with ``text``."""
-    return torch.tensor([s.startswith(text) for s in token_strings(tokenizer)])
+    """(vocab,) bool: the tokens whose text starts with ``text`` (a contiguous run of the sorted
+    vocabulary, found by bisection: a server does this per request)."""
+    strings, order = _sorted_vocabulary(tokenizer)
+    lo = bisect.bisect_left(strings, text)
+    hi = bisect.bisect_left(strings, text + "\U0010ffff", lo)
+    mask = torch.zeros(len(strings), dtype=torch.bool)
+    mask[order[lo:hi]] = True
+    return mask
 
 
 def healing_sampler(allowed: torch.Tensor | None,

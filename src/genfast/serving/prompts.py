@@ -74,7 +74,9 @@ class PromptEncoder:
         if heal_tokens and self.token_healing and len(ids) >= 2 and ids[-1] not in self.special_ids:
             tail = self.tokenizer.decode(ids[-1:])
             if tail and "\ufffd" not in tail:  # half a character cannot be matched by a token's text
-                return PreparedPrompt(ids[:-1], prompt, tokens_starting_with(self.tokenizer, tail), tail)
+                allowed = tokens_starting_with(self.tokenizer, tail)
+                if int(allowed.sum()) > 1:  # else only the dropped token itself fits: healing changes nothing
+                    return PreparedPrompt(ids[:-1], prompt, allowed, tail)
         return PreparedPrompt(ids, prompt)
 
     def chat(self, messages: list[dict]) -> PreparedPrompt:
