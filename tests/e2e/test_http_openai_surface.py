@@ -228,7 +228,7 @@ def test_text_offsets_count_characters_not_token_names(server):
 
 def test_chat_logprob_bytes_are_the_tokens_own(server, tokenizer):
     base, _ = server
-    from genfast.serving.responses import token_bytes
+    from genfast.serving.token_bytes import token_bytes
 
     partial = next(i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i]))
     body = post(base, "/v1/chat/completions", messages=[{"role": "user", "content": "x"}], max_tokens=1,

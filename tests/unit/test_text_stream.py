@@ -53,3 +53,24 @@ def test_a_character_cut_by_the_end_is_not_dropped(tokenizer):
     ids = tokenizer("a日")["input_ids"]
     ts, deltas = stream_all(tokenizer, ids[:-1])  # the last byte of 日 never comes
     assert "".join(deltas) == tokenizer.decode(ids[:-1]) and deltas[-1].endswith("\ufffd")
+
+
+class WindowOnly:
+    """The tokenizer without its vocabulary's token strings: TextStream must decode id windows."""
+
+    def __init__(self, tokenizer):
+        self.inner = tokenizer
+
+    def decode(self, ids, skip_special_tokens=True):
+        return self.inner.decode(ids, skip_special_tokens=skip_special_tokens)
+
+
+@pytest.mark.parametrize("stops", [[], ["of the"], ["日本", "numbers, é"]])
+def test_byte_and_window_decoding_agree(tokenizer, stops):
+    from genfast.serving.token_bytes import byte_table
+
+    assert byte_table(tokenizer) is not None and byte_table(WindowOnly(tokenizer)) is None
+    ids = tokenizer(TEXT + "日")["input_ids"][:-1]  # ends inside a character
+    fast, fast_deltas = stream_all(tokenizer, ids, stops=stops)
+    slow, slow_deltas = stream_all(WindowOnly(tokenizer), ids, stops=stops)
+    assert fast.text == slow.text and "".join(fast_deltas) == "".join(slow_deltas)

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Any
 
 from genfast.runtime.logprobs import TokenLogprob
 from genfast.serving.engine_core import Request
 from genfast.serving.protocol import Usage
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_level_alphabet() -> dict[str, int]:
-    """Byte-level BPE's printable stand-in for each byte (GPT-2's scheme), inverted: char -> byte."""
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    chars = list(printable)
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + len(chars) - 188)
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
-
-
-_BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
-
-
-def token_bytes(tokenizer: Any, token_id: int) -> bytes:
-    """The UTF-8 bytes a token stands for, also when they are only part of a character."""
-    piece = tokenizer.convert_ids_to_tokens(token_id)
-    if isinstance(piece, str):
-        if match := _BYTE_FALLBACK.fullmatch(piece):  # SentencePiece's byte fallback
-            return bytes([int(match.group(1), 16)])
-        alphabet = _byte_level_alphabet()
-        if piece and all(ch in alphabet for ch in piece):
-            return bytes(alphabet[ch] for ch in piece)
-    return tokenizer.decode([token_id]).encode("utf-8")
+from genfast.serving.token_bytes import token_bytes
 
 
 class Formatter:

@@ -1,14 +1,18 @@
 """A request's output text, one token at a time: incremental detokenization and stop strings.
 
-Each step decodes only a short window of ids (the tokens since the last complete character,
-plus the token before them as context), as vLLM does, instead of the whole output. Text that
-could still become the start of a stop string is held back, so a streamed response never shows
-what the finished one cuts off.
+Byte-level vocabularies (GPT-2, Llama 3, Qwen, the demo) go through an incremental UTF-8 decoder
+over each token's bytes, without calling the tokenizer; others decode only a short window of ids
+(the tokens since the last complete character, plus the token before them as context), as vLLM
+does, instead of the whole output. Text that could still become the start of a stop string is
+held back, so a streamed response never shows what the finished one cuts off.
 """
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
+
+from genfast.serving.token_bytes import byte_table
 
 
 class TextStream:
@@ -20,6 +24,8 @@ class TextStream:
         self.drop_prefix = drop_prefix
         """Text the first tokens repeat from the prompt (token healing) and that is not output."""
         self.ids: list[int] = []
+        self._bytes = byte_table(tokenizer)
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self._prefix_offset = 0
         self._read_offset = 0
         self.text = ""
@@ -37,12 +43,18 @@ class TextStream:
         if self.stopped:
             return ""
         self.ids.append(token)
-        before = self._decode(self.ids[self._prefix_offset:self._read_offset])
-        after = self._decode(self.ids[self._prefix_offset:])
-        if after.endswith("\ufffd") or not after.startswith(before):
-            return ""  # an unfinished UTF-8 character: wait for the next token
-        self.text += after[len(before):]
-        self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
+        if self._bytes is not None:
+            new = self._utf8.decode(self._bytes[token])  # "" while a character is unfinished
+            if not new:
+                return ""
+            self.text += new
+        else:
+            before = self._decode(self.ids[self._prefix_offset:self._read_offset])
+            after = self._decode(self.ids[self._prefix_offset:])
+            if after.endswith("\ufffd") or not after.startswith(before):
+                return ""  # an unfinished UTF-8 character: wait for the next token
+            self.text += after[len(before):]
+            self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
         if self.drop_prefix:
             if len(self.text) < len(self.drop_prefix) and self.drop_prefix.startswith(self.text):
                 return ""
@@ -55,7 +67,10 @@ class TextStream:
 
     def flush(self) -> str:
         """The request ended: everything held back is output, a last unfinished character as U+FFFD."""
-        if not self.stopped and self._read_offset < len(self.ids):
+        if not self.stopped and self._bytes is not None:
+            self.text += self._utf8.decode(b"", final=True)
+            self._cut_at_stop()
+        elif not self.stopped and self._read_offset < len(self.ids):
             before = self._decode(self.ids[self._prefix_offset:self._read_offset])
             after = self._decode(self.ids[self._prefix_offset:])
             if after.startswith(before):
