@@ -18,14 +18,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_results  # noqa: E402
+from serving_modes import start_server  # noqa: E402
 
 from genfast.bench.loadgen import LoadConfig, PromptSource
 from genfast.cli.bench_cmd import measure
@@ -47,23 +45,6 @@ def checkout(rev: str) -> Path:
     return path
 
 
-def start(src: Path | None, port: int, threads: int, max_running: int, extra: list[str]) -> subprocess.Popen:
-    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}
-    proc = subprocess.Popen([sys.executable, "-m", "genfast.cli.main", "serve", "--model", "demo", "--port", str(port),
-                             "--threads", str(threads), "--max-running", str(max_running), "--max-queued", "256",
-                             *extra], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True, help="git revision to compare against")
@@ -81,7 +62,9 @@ def main() -> None:
     for rnd in range(args.rounds):
         order = [("this", None), ("base", base_src)]
         for name, src in order if rnd % 2 == 0 else order[::-1]:
-            proc = start(src, args.port, args.threads, max(args.concurrency), args.this_args.split() if src is None else [])
+            env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}
+            proc = start_server("demo", "continuous", args.port, max(args.concurrency), args.threads,
+                                args.this_args.split() if src is None else [], env)
             try:
                 for c in args.concurrency:
                     cfg = LoadConfig(url=f"http://127.0.0.1:{args.port}", concurrency=c, requests=args.requests,

@@ -32,10 +32,12 @@ from genfast.textdata import reference_text
 MODES = ("sequential", "dynamic", "continuous")
 
 
-def start_server(model: str, mode: str, port: int, max_running: int, threads: int) -> subprocess.Popen:
+def start_server(model: str, mode: str, port: int, max_running: int, threads: int, extra: list[str] | None = None,
+                 env: dict | None = None) -> subprocess.Popen:
+    """`genfast serve` in its own process, returned once /health answers 200."""
     proc = subprocess.Popen([sys.executable, "-m", "genfast.cli.main", "serve", "--model", model, "--mode", mode,
                              "--port", str(port), "--max-running", str(max_running), "--max-queued", "256",
-                             "--threads", str(threads)], stderr=subprocess.DEVNULL)
+                             "--threads", str(threads), *(extra or [])], stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
