@@ -63,12 +63,11 @@ def test_cache_overflow_is_a_clear_error(tokenizer):
 
 
 def test_backend_falls_back_to_transformers_for_other_families(tokenizer):
-    from transformers import OPTConfig, OPTForCausalLM
+    from transformers import GPTJConfig, GPTJForCausalLM
 
-    model = OPTForCausalLM(OPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, ffn_dim=64, max_position_embeddings=64,
-                                     word_embed_proj_dim=32)).eval()
-    with pytest.warns(UserWarning, match="does not cover 'opt'"):
+    model = GPTJForCausalLM(GPTJConfig(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                       rotary_dim=8)).eval()
+    with pytest.warns(UserWarning, match="does not cover 'gptj'"):
         runtime = get_backend("torch").build(from_model(model, tokenizer))
     assert runtime.name == "hf"
 

@@ -72,12 +72,12 @@ def test_unknown_config_type_lists_the_techniques(tokenizer):
 
 
 def test_unsupported_family_is_a_clear_error(tokenizer):
-    from transformers import OPTConfig, OPTForCausalLM
+    from transformers import GPTJConfig, GPTJForCausalLM
 
-    opt = OPTForCausalLM(OPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                                   num_attention_heads=2, ffn_dim=64, word_embed_proj_dim=32))
-    with pytest.raises(ConfigError, match="cannot find the layers of a 'opt' model"):
-        compress_(opt, PruneFFN(0.25))
+    gptj = GPTJForCausalLM(GPTJConfig(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                      rotary_dim=8))
+    with pytest.raises(ConfigError, match="cannot find the layers of a 'gptj' model"):
+        compress_(gptj, PruneFFN(0.25))
 
 
 @pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3"])
