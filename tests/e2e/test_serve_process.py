@@ -30,6 +30,19 @@ def _wait_ready(base, proc, timeout=90):
     raise AssertionError("server not ready")
 
 
+def _stream_with_sigterm(base, proc, max_tokens, meanwhile) -> list[str]:
+    """Stream a greedy completion, SIGTERM the server at its first chunk, run ``meanwhile``, and
+    return the data lines that follow."""
+    with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
+                      json={"prompt": "def", "max_tokens": max_tokens, "ignore_eos": True, "temperature": 0,
+                            "stream": True}) as r:
+        lines = r.iter_lines()
+        next(line for line in lines if line.startswith("data: "))
+        proc.send_signal(signal.SIGTERM)
+        meanwhile()
+        return [line[6:] for line in lines if line.startswith("data: ")]
+
+
 def test_sigterm_finishes_running_requests_and_exits_0(tiny_dirs):
     port = free_port()
     proc = _start(tiny_dirs["llama"], port)
@@ -92,16 +105,15 @@ def test_health_is_503_while_loading_and_while_draining(tiny_dirs):
             except httpx.TransportError:
                 time.sleep(0.02)
         assert seen[0] == 503 and seen[-1] == 200  # the socket answers before the model is loaded
-        with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
-                          json={"prompt": "def", "max_tokens": 200, "ignore_eos": True, "temperature": 0,
-                                "stream": True}) as r:
-            lines = r.iter_lines()
-            next(line for line in lines if line.startswith("data: "))
-            proc.send_signal(signal.SIGTERM)
+        seen_meanwhile = {}
+
+        def probe():
             time.sleep(0.1)
-            health = httpx.get(f"{base}/health", timeout=5)
-            refused = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
-            rest = [line[6:] for line in lines if line.startswith("data: ")]
+            seen_meanwhile["health"] = httpx.get(f"{base}/health", timeout=5)
+            seen_meanwhile["refused"] = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
+
+        rest = _stream_with_sigterm(base, proc, 200, probe)
+        health, refused = seen_meanwhile["health"], seen_meanwhile["refused"]
         assert health.status_code == 503 and health.json() == {"status": "stopping"}
         counted = [line for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines()
                    if line.startswith("genfast_http_responses_total") and 'code="503"' in line]
@@ -120,15 +132,11 @@ def test_sigint_during_the_drain_cuts_streams_with_an_error_event(tiny_dirs):
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
-        with httpx.stream("POST", f"{base}/v1/completions", timeout=60,
-                          json={"prompt": "def", "max_tokens": 250, "ignore_eos": True, "temperature": 0,
-                                "stream": True}) as r:
-            lines = r.iter_lines()
-            next(line for line in lines if line.startswith("data: "))
-            proc.send_signal(signal.SIGTERM)
+        def interrupt():
             time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
-            rest = [line[6:] for line in lines if line.startswith("data: ")]
+
+        rest = _stream_with_sigterm(base, proc, 250, interrupt)
         events = [json.loads(e) for e in rest if e != "[DONE]"]
         assert "error" in events[-1] and "shut down" in events[-1]["error"]["message"]
         assert proc.wait(timeout=60) == 130

@@ -66,9 +66,8 @@ def test_every_backend_runs_the_new_families_exactly(tokenizer, kind, backend):
     from genfast.backends.registry import build_runtime
     from genfast.models.loading import from_model
 
-    pytest.importorskip("onnxruntime" if backend == "onnxruntime" else "torch")
-    if backend == "openvino":
-        pytest.importorskip("openvino")
+    if backend in ("onnxruntime", "openvino"):
+        pytest.importorskip(backend)
     model = _model(kind)
     ids = torch.randint(1, 300, (2, 12), generator=torch.Generator().manual_seed(0))
     expected = model.generate(ids, max_new_tokens=32, do_sample=False)[:, 12:]

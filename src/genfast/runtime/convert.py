@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from genfast.compress.quantize.layers import QuantizedLinear
@@ -97,6 +95,17 @@ def _check_covered(cfg, family: Family) -> None:
         raise UnsupportedModelError("Attention / logit soft-capping is not supported by genfast's decoder.")
 
 
+def _rope_tables(model, family: Family, embed: torch.nn.Module, positions: int) -> tuple | None:
+    """(cos, sin) of every position, (positions, rotary_dim), from the model's own rotary module (its
+    variant and scaling as they are); None without rotary embeddings."""
+    if not family.rotary:
+        return None
+    with torch.no_grad():
+        probe = embed.weight[:1, None]
+        cos, sin = family.get(model, family.rotary_emb)(probe, torch.arange(positions, device=probe.device)[None])
+    return cos[0].to(probe.dtype), sin[0].to(probe.dtype)
+
+
 def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     """genfast's decoder over ``model``'s weights; UnsupportedModelError names what is missing."""
     cfg = model.config
@@ -107,12 +116,15 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     eps = getattr(cfg, family.eps_field) if family.eps_field else 1e-5
     windowed = _windowed_layers(cfg)
+    embed = family.get(model, family.embeddings)
+    rope = _rope_tables(model, family, embed, cfg.max_position_embeddings)
     shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
                          head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
                          activation=family.activation(cfg), norm=family.norm,
                          sliding_window=cfg.sliding_window if any(windowed) else None,
                          parallel_residual=bool(family.parallel_residual_field
-                                                and getattr(cfg, family.parallel_residual_field)))
+                                                and getattr(cfg, family.parallel_residual_field)),
+                         partial_rotary=rope is not None and rope[0].shape[-1] < head_dim)
     linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
 
     def norm(module: torch.nn.Module) -> torch.nn.Module:
@@ -132,18 +144,6 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
                             linear(family.get(attn, family.out_proj)), norm(family.get(layer, family.norms[1])),
                             _fused_linear(*[linear(family.get(layer, n)) for n in family.ffn_in]),
                             linear(family.get(layer, family.ffn_out)), *qk_norms, windowed=in_window))
-    embed = family.get(model, family.embeddings)
-    rope = None
-    if family.rotary:
-        with torch.no_grad():
-            probe = embed.weight[:1, None]
-            positions = torch.arange(shape.max_positions, device=probe.device)[None]
-            cos, sin = family.get(model, family.rotary_emb)(probe, positions)  # the model's own RoPE and scaling
-        rope = (cos[0].to(probe.dtype), sin[0].to(probe.dtype))
-        if cos.shape[-1] < head_dim:
-            shape = dataclasses.replace(shape, partial_rotary=True)
-            for block in blocks:
-                block.shape = shape
     pos_embed = family.get(model, family.learned_positions) if family.learned_positions else None
     if pos_embed is not None and family.position_offset:  # a plain table from row 0 = position 0 (a view)
         pos_embed = torch.nn.Embedding.from_pretrained(pos_embed.weight[family.position_offset:], freeze=True)

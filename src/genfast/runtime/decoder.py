@@ -183,9 +183,10 @@ class FastDecoder(torch.nn.Module):
         if self.native_plans is not None and decode_layer.supports(x, cache):
             x = decode_layer.decode_layers(x, positions, rope, cache, self.native_plans)
         else:
-            mask, window_mask = attention_masks(kv_len, positions, self.shape.sliding_window)
-            if causal_from_zero:
-                mask = None  # SDPA's own causal attention is exact here
+            mask = window_mask = None  # causal_from_zero: SDPA's own causal attention is exact
+            if not causal_from_zero or self.shape.sliding_window:
+                mask, window_mask = attention_masks(kv_len, positions, self.shape.sliding_window)
+                mask = None if causal_from_zero else mask
             filled = positions[:, 0] + 1 if tokens.shape[1] == 1 else None  # once per step, not per layer
             for i, block in enumerate(self.blocks):
                 x = block(x, i, positions, rope, window_mask if block.windowed else mask, cache, kv_len, filled)

@@ -170,7 +170,7 @@ class OpenAIServer:
     # --- shared logic ----------------------------------------------------------------
     async def _parse(self, request: Request, model):
         """The body as ``model``, or the error to answer. Sizes are checked on the parsed JSON before
-        pydantic sees it: validating a list costs about 0.2 us per element, on the event loop."""
+        pydantic sees it: pydantic validates element by element, on the event loop."""
         if not self.ready:
             return error_response(503, "The model is still loading.", headers={"Retry-After": "1"})
         raw = await request.body()

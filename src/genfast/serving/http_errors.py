@@ -65,26 +65,17 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
 
-async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
-    return error_response(400, "The JSON body is nested too deeply.")
-
-
-async def _unicode_error(request: Request, exc: UnicodeError) -> JSONResponse:
-    return error_response(400, "The body is not valid UTF-8 text.")
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s", request.url.path)
     return error_response(500, f"Internal error: {type(exc).__name__}.", "server_error")
 
 
 def install_error_handlers(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -> None:
-    """OpenAI-shaped answers for validation errors, 404/405, bodies too deep or not UTF-8, and bugs;
+    """OpenAI-shaped answers for validation errors, 404/405 and bugs (bodies that are not JSON, too deep or
+    not UTF-8 are answered by the routes, which parse them);
     ``body_models``: request bodies the routes parse themselves, added to the OpenAPI document."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RecursionError, _too_deep)
-    app.add_exception_handler(UnicodeError, _unicode_error)
     app.add_exception_handler(Exception, _unexpected)
     app.openapi = lambda: _openapi(app, body_models)
 
