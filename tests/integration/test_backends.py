@@ -63,11 +63,10 @@ def test_cache_overflow_is_a_clear_error(tokenizer):
 
 
 def test_backend_falls_back_to_transformers_for_other_families(tokenizer):
-    from transformers import GPTJConfig, GPTJForCausalLM
+    from transformers import BloomConfig, BloomForCausalLM
 
-    model = GPTJForCausalLM(GPTJConfig(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                                       rotary_dim=8)).eval()
-    with pytest.warns(UserWarning, match="does not cover 'gptj'"):
+    model = BloomForCausalLM(BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=1, n_head=2)).eval()
+    with pytest.warns(UserWarning, match="does not cover 'bloom'"):
         runtime = get_backend("torch").build(from_model(model, tokenizer))
     assert runtime.name == "hf"
 

@@ -54,7 +54,8 @@ def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     or None where it cannot run it: every projection int8 weight-only in the GEMV's layout, norms it knows."""
     s = block.shape
     variant = _variant(s)
-    if variant is None or s.parallel_residual or block.q_norm is not None or block.windowed:
+    if (variant is None or s.parallel_residual or block.q_norm is not None or block.windowed
+            or block.post_norms is not None or not s.plain_attention or s.qkv_grouped or s.rotary_interleaved):
         return None
     projections = [_packed(layer) for layer in (block.qkv, block.out, block.up, block.down)]
     norms = [_norm(n, s.norm) for n in (block.norm1, block.norm2)]

@@ -62,22 +62,6 @@ def _windowed_layers(cfg) -> list[bool]:
     return [True] * cfg.num_hidden_layers
 
 
-def _blocks_from_per_head(qkv: torch.nn.Module, heads: int, head_dim: int) -> torch.nn.Module:
-    """Rows (head, q|k|v, dim) reordered to (q|k|v, head, dim): the layout the decoder splits."""
-    if isinstance(qkv, QuantizedLinear):
-        raise UnsupportedModelError("genfast's decoder cannot reorder a quantized per-head qkv projection.")
-
-    def reorder(t: torch.Tensor) -> torch.Tensor:
-        return t.detach().reshape(heads, 3, head_dim, -1).transpose(0, 1).reshape(t.shape)
-
-    out = torch.nn.Linear(qkv.in_features, qkv.out_features, bias=qkv.bias is not None,
-                          device=qkv.weight.device, dtype=qkv.weight.dtype)
-    out.weight = torch.nn.Parameter(reorder(qkv.weight), requires_grad=False)
-    if qkv.bias is not None:
-        out.bias = torch.nn.Parameter(reorder(qkv.bias[:, None])[:, 0], requires_grad=False)
-    return out
-
-
 def _check_covered(cfg, family: Family) -> None:
     """Refuse, by name, every config setting the decoder would otherwise silently ignore."""
     act = family.activation(cfg)
@@ -91,19 +75,35 @@ def _check_covered(cfg, family: Family) -> None:
         raise UnsupportedModelError("Post-layer-norm OPT variants (do_layer_norm_before=False) are not supported.")
     if getattr(cfg, "word_embed_proj_dim", cfg.hidden_size) != cfg.hidden_size:
         raise UnsupportedModelError("Embeddings projected to another width (OPT's project_in/out) are not supported.")
-    if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None):
-        raise UnsupportedModelError("Attention / logit soft-capping is not supported by genfast's decoder.")
+    if getattr(cfg, "alibi", False):
+        raise UnsupportedModelError("ALiBi position biases (Falcon-RW) are not supported by genfast's decoder.")
 
 
-def _rope_tables(model, family: Family, embed: torch.nn.Module, positions: int) -> tuple | None:
+def _rope_tables(model, family: Family, embed: torch.nn.Module, positions: int,
+                 layer_type: str | None = None) -> tuple | None:
     """(cos, sin) of every position, (positions, rotary_dim), from the model's own rotary module (its
-    variant and scaling as they are); None without rotary embeddings."""
+    variant and scaling as they are; ``layer_type`` for modules with one table per type); None
+    without rotary embeddings."""
     if not family.rotary:
         return None
+    module = family.get(model, family.rotary_emb)
     with torch.no_grad():
         probe = embed.weight[:1, None]
-        cos, sin = family.get(model, family.rotary_emb)(probe, torch.arange(positions, device=probe.device)[None])
+        ids = torch.arange(positions, device=probe.device)[None]
+        tables = module(probe, ids, layer_type) if layer_type else module(probe, ids)
+    if family.rotary_interleaved:  # (sin, cos) per adjacent pair: one value per dimension
+        sin, cos = (t.repeat_interleave(2, dim=-1) for t in tables)
+    else:
+        cos, sin = tables
     return cos[0].to(probe.dtype), sin[0].to(probe.dtype)
+
+
+def _scale(cfg, family: Family, head_dim: int) -> float | None:
+    """The attention score scale where it differs from head_dim ** -0.5."""
+    if family.attn_scale_field is None:
+        return None
+    scale = getattr(cfg, family.attn_scale_field) ** -0.5
+    return None if abs(scale - head_dim ** -0.5) < 1e-12 else scale
 
 
 def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
@@ -117,14 +117,21 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     eps = getattr(cfg, family.eps_field) if family.eps_field else 1e-5
     windowed = _windowed_layers(cfg)
     embed = family.get(model, family.embeddings)
-    rope = _rope_tables(model, family, embed, cfg.max_position_embeddings)
-    shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, getattr(cfg, "num_key_value_heads", None) or heads,
-                         head_dim, cfg.max_position_embeddings, eps, gated=family.gated_mlp, rotary=family.rotary,
-                         activation=family.activation(cfg), norm=family.norm,
-                         sliding_window=cfg.sliding_window if any(windowed) else None,
-                         parallel_residual=bool(family.parallel_residual_field
-                                                and getattr(cfg, family.parallel_residual_field)),
-                         partial_rotary=rope is not None and rope[0].shape[-1] < head_dim)
+    positions = cfg.max_position_embeddings
+    per_type = family.rope_per_layer_type
+    rope = _rope_tables(model, family, embed, positions, "full_attention" if per_type else None)
+    local_rope = _rope_tables(model, family, embed, positions, "sliding_attention") if per_type else None
+    kv_heads = (getattr(family.get(layers[0], family.attention), family.kv_heads_attr) if family.kv_heads_attr
+                else getattr(cfg, "num_key_value_heads", None) or heads)
+    shape = DecoderShape(family.name, cfg.num_hidden_layers, heads, kv_heads, head_dim, positions, eps,
+                         gated=family.gated_mlp, rotary=family.rotary, activation=family.activation(cfg),
+                         norm=family.norm, sliding_window=cfg.sliding_window if any(windowed) else None,
+                         parallel_residual=family.uses_parallel_residual(cfg),
+                         partial_rotary=rope is not None and rope[0].shape[-1] < head_dim,
+                         qkv_grouped=family.qkv_grouped, rotary_interleaved=family.rotary_interleaved,
+                         attn_scale=_scale(cfg, family, head_dim),
+                         attn_softcap=getattr(cfg, "attn_logit_softcapping", None),
+                         logit_softcap=getattr(cfg, "final_logit_softcapping", None))
     linear = _linear_from_conv1d if family.conv1d else (lambda m: m)
 
     def norm(module: torch.nn.Module) -> torch.nn.Module:
@@ -137,15 +144,15 @@ def to_fast_decoder(model: torch.nn.Module) -> FastDecoder:
     for layer, in_window in zip(layers, windowed, strict=True):
         attn = family.get(layer, family.attention)
         qk_norms = (norm(attn.q_norm), norm(attn.k_norm)) if family.qk_norm else (None, None)
-        qkv = _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv])
-        if family.qkv_per_head:
-            qkv = _blocks_from_per_head(qkv, heads, head_dim)
-        blocks.append(Block(shape, norm(family.get(layer, family.norms[0])), qkv,
+        post_norms = tuple(norm(family.get(layer, n)) for n in family.post_norms) if family.post_norms else None
+        blocks.append(Block(shape, norm(family.get(layer, family.norms[0])),
+                            _fused_linear(*[linear(family.get(attn, n)) for n in family.qkv]),
                             linear(family.get(attn, family.out_proj)), norm(family.get(layer, family.norms[1])),
                             _fused_linear(*[linear(family.get(layer, n)) for n in family.ffn_in]),
-                            linear(family.get(layer, family.ffn_out)), *qk_norms, windowed=in_window))
+                            linear(family.get(layer, family.ffn_out)), *qk_norms, windowed=in_window,
+                            post_norms=post_norms))
     pos_embed = family.get(model, family.learned_positions) if family.learned_positions else None
     if pos_embed is not None and family.position_offset:  # a plain table from row 0 = position 0 (a view)
         pos_embed = torch.nn.Embedding.from_pretrained(pos_embed.weight[family.position_offset:], freeze=True)
     return FastDecoder(shape, embed, blocks, norm(family.get(model, family.final_norm)), model.lm_head,
-                       pos_embed=pos_embed, rope_tables=rope).eval()
+                       pos_embed=pos_embed, rope_tables=rope, local_rope_tables=local_rope).eval()

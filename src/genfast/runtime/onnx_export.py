@@ -35,7 +35,7 @@ class KVStep(torch.nn.Module):
         mask, window_mask = attention_masks(total, position_ids, d.shape.sliding_window)
         present = []
         for i, block in enumerate(d.blocks):
-            q, k, v = block.qkv_heads(x, rope)
+            q, k, v = block.qkv_heads(x, d.block_rope(block, rope))
             keys = torch.cat([past[2 * i], k], dim=2)
             values = torch.cat([past[2 * i + 1], v], dim=2)
             # ONNX has no grouped-query attention op: repeat each key/value head for its query heads.
@@ -43,7 +43,7 @@ class KVStep(torch.nn.Module):
             x = block.attend_and_mlp(x, q, keys.repeat_interleave(rep, dim=1), values.repeat_interleave(rep, dim=1),
                                      window_mask if block.windowed else mask, grouped=False)
             present += [keys, values]
-        return (d.head(d.norm(x)), *present)
+        return (d.logits(x), *present)
 
 
 def io_names(layers: int) -> tuple[list[str], list[str]]:

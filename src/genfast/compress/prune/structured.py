@@ -140,11 +140,11 @@ def prune_layers(model, cfg: PruneLayers, tokenizer=None):
               for i in range(len(layers))]
     drop = set(sorted(range(len(layers)), key=lambda i: change[i])[:cfg.count])
     kept = torch.nn.ModuleList(layer for i, layer in enumerate(layers) if i not in drop)
-    for new_index, layer in enumerate(kept):
-        attn = getattr(layer, "self_attn", None) or getattr(layer, "attn", None)
-        if attn is not None and hasattr(attn, "layer_idx"):
-            attn.layer_idx = new_index  # the KV cache is indexed by layer
     family = _family(model)
+    for new_index, layer in enumerate(kept):
+        attn = family.get(layer, family.attention)
+        if hasattr(attn, "layer_idx"):
+            attn.layer_idx = new_index  # the KV cache is indexed by layer
     parent, name = family.layers.rsplit(".", 1)
     setattr(family.get(model, parent), name, kept)
     setattr(model.config, family.layer_count_field, len(kept))
@@ -157,7 +157,7 @@ def prune_layers(model, cfg: PruneLayers, tokenizer=None):
 class PruneHeads:
     fraction: float = 0.25
     """Share of attention removed, in whole key/value groups (a KV head and the query heads that
-    share it), so grouped-query attention keeps its ratio. Llama-family models."""
+    share it), so grouped-query attention keeps its ratio. Families whose config sets head_dim."""
     calibration_tokens: int = 256
     version: int = 1
 
@@ -166,17 +166,27 @@ class PruneHeads:
             raise ConfigError(f"Head prune fraction must be in [0, 1), got {self.fraction}.", "e.g. --prune heads=0.25")
 
 
+def _head_rows(groups: torch.Tensor, rep: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of the query heads of the kept key/value ``groups``, and of those groups' keys (or values)."""
+    q_heads = (groups[:, None] * rep + torch.arange(rep)).flatten()
+    q_rows = (q_heads[:, None] * head_dim + torch.arange(head_dim)).flatten()
+    kv_rows = (groups[:, None] * head_dim + torch.arange(head_dim)).flatten()
+    return q_rows, kv_rows
+
+
 @register(PruneHeads)
 @torch.no_grad()
 def prune_heads(model, cfg: PruneHeads, tokenizer=None):
     family = _family(model)
     if not family.head_pruning:
-        raise ConfigError(f"Head pruning does not cover {family.name} models (its attention is one fused "
-                          "projection).", "Use --prune ffn=... or layers=....")
+        raise ConfigError(f"Head pruning does not cover {family.name} models: transformers derives their head "
+                          "width from hidden_size / heads, so a model with fewer heads would not reload.",
+                          "Use --prune ffn=... or layers=....")
     c = model.config
-    heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
+    heads = c.num_attention_heads
+    kv_heads = getattr(c, "num_key_value_heads", None) or heads
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
     layers = family.decoder_layers(model)
-    head_dim = layers[0].self_attn.q_proj.out_features // heads
     rep = heads // kv_heads
     drop_n = int(round(cfg.fraction * kv_heads))
     if drop_n >= kv_heads:
@@ -188,29 +198,34 @@ def prune_heads(model, cfg: PruneHeads, tokenizer=None):
                           f"Use heads={1 / kv_heads:.2g} or more, or prune ffn / layers instead.")
     if drop_n == 0:
         return model
-    # Importance of a group: mean |input| of o_proj over its heads' channels x those columns' norms.
+    attns = [family.get(layer, family.attention) for layer in layers]
+    outs = [family.get(a, family.out_proj) for a in attns]
+    # Importance of a group: mean |input| of the output projection over its heads' channels x those columns' norms.
     acts, hooks = [], []
-    for layer in layers:
+    for out in outs:
         store: list[torch.Tensor] = []
         acts.append(store)
-        hooks.append(layer.self_attn.o_proj.register_forward_hook(
-            lambda m, inp, out, s=store: s.append(inp[0].abs().mean((0, 1)))))
+        hooks.append(out.register_forward_hook(lambda m, inp, o, s=store: s.append(inp[0].abs().mean((0, 1)))))
     try:
         model(input_ids=_calibration_ids(model, tokenizer, cfg.calibration_tokens).to(model.device))
     finally:
         for h in hooks:
             h.remove()
-    for layer, store in zip(layers, acts, strict=True):
-        a = layer.self_attn
-        score = (store[0] * a.o_proj.weight.norm(dim=0)).view(kv_heads, rep * head_dim).sum(-1)
-        groups = score.topk(kv_heads - drop_n).indices.sort().values
-        q_heads = (groups[:, None] * rep + torch.arange(rep)).flatten()
-        q_rows = (q_heads[:, None] * head_dim + torch.arange(head_dim)).flatten()
-        kv_rows = (groups[:, None] * head_dim + torch.arange(head_dim)).flatten()
-        _keep_rows(a.q_proj, q_rows)
-        _keep_rows(a.k_proj, kv_rows)
-        _keep_rows(a.v_proj, kv_rows)
-        _keep_inputs(a.o_proj, q_rows)
+    for attn, out, store in zip(attns, outs, acts, strict=True):
+        score = (store[0] * out.weight.norm(dim=0)).view(kv_heads, rep * head_dim).sum(-1)
+        q_rows, kv_rows = _head_rows(score.topk(kv_heads - drop_n).indices.sort().values, rep, head_dim)
+        projections = [family.get(attn, n) for n in family.qkv]
+        if len(projections) == 3:
+            for projection, rows in zip(projections, (q_rows, kv_rows, kv_rows), strict=True):
+                _keep_rows(projection, rows)
+        else:  # one (q | k | v) matrix
+            q_width, kv_width = heads * head_dim, kv_heads * head_dim
+            _keep_rows(projections[0], torch.cat([q_rows, q_width + kv_rows, q_width + kv_width + kv_rows]))
+        _keep_inputs(out, q_rows)
+        # counts some attention modules keep from their config (Phi-3 splits its fused output by them)
+        for name, value in (("num_heads", heads - drop_n * rep), ("num_key_value_heads", kv_heads - drop_n)):
+            if hasattr(attn, name):
+                setattr(attn, name, value)
     c.num_attention_heads, c.num_key_value_heads = heads - drop_n * rep, kv_heads - drop_n
     c.head_dim = head_dim  # no longer hidden_size / heads
     return model
