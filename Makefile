@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # torch goes in first, pinned, so no dependency can pull a different (CUDA) build.
 # On a GPU machine: make TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS     ?= dev,serve,ray,onnx,openvino
+EXTRAS     ?= dev,serve,ray,onnx,openvino,image
 
 .PHONY: install demo test clean
 

@@ -19,6 +19,14 @@ def demo_student_dir() -> Path:
     return Path(__file__).parent / "models" / "demo" / "student"
 
 
+def demo_image_dir() -> Path:
+    """Directory of the bundled image demo (``GENFAST_DEMO_IMAGE_DIR`` overrides it, e.g. in tests)."""
+    override = os.environ.get("GENFAST_DEMO_IMAGE_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).parent / "models" / "demo_image" / "weights"
+
+
 def hub_connect_timeout_s() -> float:
     """Seconds to wait for the model hub before calling it unreachable (``GENFAST_HUB_TIMEOUT``)."""
     return float(os.environ.get("GENFAST_HUB_TIMEOUT", "3"))

@@ -70,8 +70,25 @@ def compare(
     min_greedy_agreement: str | None = typer.Option(None, help="e.g. 0.9."),
     threads: int | None = typer.Option(None),
     as_json: bool = typer.Option(False, "--json"),
+    images: int = typer.Option(100, help="Image generators: images drawn by each model (labels cycle 0-9)."),
+    min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    min_psnr: str | None = typer.Option(None, help="Image generators: dB against the reference's image (off by "
+                                                   "default: another sampler draws other images)."),
+    grid: Path | None = typer.Option(None, help="Image generators: write a side-by-side PNG here."),
 ) -> None:
-    """Perplexity, KL, top-1 and greedy agreement with confidence intervals; exit 3 if over budget."""
+    """Perplexity, KL, top-1 and greedy agreement with confidence intervals; for image generators
+    PSNR, SSIM, classifier agreement and Fréchet distance; exit 3 if over budget."""
+    from genfast.images.source import is_image_model
+
+    if is_image_model(candidate) or is_image_model(reference):
+        from genfast.cli.image_cmds import compare_image, image_budget
+
+        set_threads(threads)
+        if not compare_image(reference if is_image_model(reference) else "demo-image", candidate, images,
+                             image_budget(min_class_agreement, max_fd_increase, min_psnr), grid, threads, as_json):
+            sys.exit(BUDGET_FAILED_EXIT)
+        return
     from genfast.models.loading import load
     from genfast.quality.budget import QualityBudget
     from genfast.quality.compare import QualitySettings

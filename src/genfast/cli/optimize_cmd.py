@@ -33,8 +33,34 @@ def optimize(
     new_tokens: int = typer.Option(64, help="Profiling output length."),
     repeats: int = typer.Option(3),
     threads: int | None = typer.Option(None),
+    sampler: str | None = typer.Option(None, help="Image generators: ddpm, ddim or dpm-solver."),
+    steps: int | None = typer.Option(None, help="Image generators: denoising steps."),
+    min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    min_psnr: str | None = typer.Option(None, help="Image generators: dB against the original's image."),
+    quality_images: int = typer.Option(100, help="Image generators: images drawn to verify quality."),
+    batch_size: int = typer.Option(8, help="Image generators: images per timed batch."),
 ) -> None:
-    """Compress, verify against the original with your budget, profile before/after, write out/."""
+    """Compress, verify against the original with your budget, profile before/after, write out/.
+    Image generators (`demo-image`, a diffusers UNet2D directory): sampler and steps, PyTorch int8 /
+    bf16, ONNX Runtime or OpenVINO (with their int8)."""
+    from genfast.images.source import is_image_model
+
+    if is_image_model(model):
+        from genfast.cli.image_cmds import image_budget, optimize_image_cmd
+
+        set_threads(threads)
+        if prune or distill or recipe:
+            from genfast.errors import ConfigError
+
+            raise ConfigError("--prune, --distill and --recipe do not apply to image generators yet.",
+                              "Use --sampler / --steps, --quantize, or --backend with --precision.")
+        passed = optimize_image_cmd(model, out, sampler, steps, backend, precision, quantize,
+                                    image_budget(min_class_agreement, max_fd_increase, min_psnr), quality_images,
+                                    batch_size, repeats, threads)
+        if not passed:
+            sys.exit(BUDGET_FAILED_EXIT)
+        return
     from genfast.compress.recipe import Recipe, parse_prune, parse_quantize
     from genfast.errors import ConfigError
     from genfast.profiling.workload import Workload

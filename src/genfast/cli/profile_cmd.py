@@ -71,8 +71,21 @@ def profile(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
     report: Path | None = typer.Option(None, help="Write report.md, profile.json and PNG plots here."),
     module: str | None = typer.Option(None, help="Profile FILE.py:FUNCTION returning a genfast.ModuleSpec instead."),
+    steps: int | None = typer.Option(None, help="Image generators: denoising steps (default: the model's)."),
+    sampler: str | None = typer.Option(None, help="Image generators: ddpm, ddim or dpm-solver (default: the model's)."),
 ) -> None:
-    """Measure tokenize / prefill / decode / sample / detokenize, TTFT, TPOT, memory and the roofline."""
+    """Measure tokenize / prefill / decode / sample / detokenize, TTFT, TPOT, memory and the roofline;
+    for image generators (`demo-image`, a diffusers UNet2D pipeline directory), preprocess / each
+    denoising step's UNet and scheduler / postprocess and images/s."""
+    from genfast.images.source import is_image_model
+
+    if is_image_model(model) and not module:
+        from genfast.cli.image_cmds import profile_image
+
+        set_threads(threads)
+        profile_image(model, batch_size, steps, sampler, backend, precision, repeats, warmup, seed, threads,
+                      as_json, report)
+        return
     from genfast.models.loading import recipe_runtime_options
 
     quiet_libraries()

@@ -1,0 +1,1 @@
+"""Image generators (diffusion UNets): loading, sampling, quality, profiling and optimisation."""
