@@ -128,3 +128,35 @@ class CountResponses:
             if not started:  # Starlette's outermost layer answers it with a 500
                 self.metrics.count_response(500)
             raise
+
+
+class ImageMetrics(ServingMetrics):
+    """The same series for an image server (the token series stay empty), plus images generated."""
+
+    def __init__(self, model_name: str = "model") -> None:
+        super().__init__(model_name)
+        m = ["model_name"]
+        self.images = Counter("genfast_generated_images", "Images generated.", m, registry=self.registry).labels(
+            model_name)
+        self.steps_per_s = Gauge("genfast_denoising_steps_per_second", "UNet forwards per second over the last "
+                                 "engine step.", m, registry=self.registry).labels(model_name)
+
+    def observe_step(self, core, elapsed_s: float, events) -> None:
+        self.running.set(sum(r.n for r in core.running))
+        self.queued.set(len(core.waiting))
+        if core.last_batch_size:
+            self.batch_size.observe(core.last_batch_size)
+        self.steps_per_s.set(1 / elapsed_s if elapsed_s > 0 else 0.0)
+        for event in events:
+            if event.finished:
+                self.observe_finished(event.request)
+
+    def observe_finished(self, req) -> None:
+        self.count_request(req.finish_reason or "unknown")
+        if req.admitted is None:
+            return
+        self.queue_time.observe(req.admitted - req.arrival)
+        self.stage("queue", req.admitted - req.arrival)
+        if req.images is not None:
+            self.images.inc(len(req.images))
+        self.e2e.observe(time.monotonic() - req.arrival)

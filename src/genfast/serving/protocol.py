@@ -245,3 +245,21 @@ def error_body(message: str, kind: str = "invalid_request_error", code: str | No
                param: str | None = None) -> dict:
     """OpenAI's error format."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class ImageGenerationRequest(BaseModel):
+    """OpenAI's ``POST /v1/images/generations`` for a class-conditional image model: the prompt
+    names the class (a digit for the demo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(max_length=1000, description="The class to draw, e.g. \"7\".")
+    model: str | None = None
+    n: StrictInt = Field(default=1, ge=1, le=10)
+    size: str | None = Field(default=None, description="The model's own size (e.g. 16x16), or omitted.")
+    response_format: Literal["b64_json", "url"] | None = Field(
+        default=None, description="b64_json (the default here: genfast hosts no image URLs).")
+    output_format: Literal["png"] | None = None
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1],
+                             description="genfast extension: image i is drawn from seed + i.")
+    user: str | None = Field(default=None, description="Accepted; has no effect.")

@@ -65,11 +65,43 @@ def model_name(cfg: ServeConfig) -> str:
     """The name clients send as ``model``: --served-model-name, else the source's last path part."""
     if cfg.served_model_name:
         return cfg.served_model_name
-    return cfg.model if cfg.model == "demo" else Path(cfg.model).name or cfg.model
+    return cfg.model if cfg.model in ("demo", "demo-image") else Path(cfg.model).name or cfg.model
+
+
+def build_image_server(cfg: ServeConfig, warmup: bool = True):
+    """The ImageServer for an image generator; its model loads as the server starts."""
+    from genfast.images.model import load_image_model
+    from genfast.images.runners import build_denoiser
+    from genfast.serving.async_engine import AsyncEngine
+    from genfast.serving.image_app import ImageServer
+    from genfast.serving.image_engine import ImageEngineConfig, ImageEngineCore
+    from genfast.serving.metrics import ImageMetrics
+
+    metrics = ImageMetrics(model_name(cfg))
+    config = ImageEngineConfig(max_batch_images=max(cfg.scheduler.max_running, 10),
+                               max_queued=cfg.scheduler.max_queued)
+    config.validate()
+
+    def load():
+        handle = load_image_model(cfg.model)
+        built = build_denoiser(handle, cfg.backend or handle.recipe.get("engine", "torch"),
+                               cfg.precision or handle.recipe.get("precision", "fp32"),
+                               export_dir=handle.path if (handle.path / "unet.onnx").is_file() else None)
+        core = ImageEngineCore(handle, built.denoise, config)
+        core.built = built  # keeps an exported graph's files alive with the engine
+        return AsyncEngine(core, metrics), handle
+
+    return ImageServer(model_name(cfg), metrics, load, request_timeout_s=cfg.request_timeout_s, limits=cfg.http,
+                       aliases=(cfg.model,), warmup=warmup)
 
 
 def build_server(cfg: ServeConfig, eager: bool, warmup: bool = True):
-    """The OpenAIServer for ``cfg``: its model loaded now (``eager``), or by the server as it starts."""
+    """The OpenAIServer for ``cfg``: its model loaded now (``eager``), or by the server as it starts.
+    Image generators get an ImageServer, which always loads as it starts."""
+    from genfast.images.source import is_image_model
+
+    if is_image_model(cfg.model):
+        return build_image_server(cfg, warmup)
     from genfast.serving.app import OpenAIServer
     from genfast.serving.async_engine import AsyncEngine
     from genfast.serving.metrics import ServingMetrics
