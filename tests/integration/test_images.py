@@ -142,3 +142,33 @@ def test_optimize_never_writes_over_a_directory_that_is_not_an_artifact(tiny_ima
     with pytest.raises(ConfigError, match="--steps must be in 1..50"):
         optimize_image(str(tiny_image_dir), ImageRecipe(steps=500), tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_tune_keeps_the_fastest_candidate_inside_the_budget_and_writes_it(tiny_image_dir, tmp_path):
+    from genfast.images.quality import ImageBudget
+    from genfast.images.tune import ImageTuneOptions, tune_image
+
+    options = ImageTuneOptions(objective="throughput", batch=4, quality_images=12, rounds=1, finalists=2,
+                               samplers=[("ddim", 20), ("ddim", 5)], engines=[("onnxruntime", "fp32")],
+                               budget=ImageBudget(min_class_agreement=0.0, max_fd_increase=None, min_psnr=None))
+    report = tune_image(str(tiny_image_dir), tmp_path / "tuned", options)
+    labels = [t["label"] for t in report["trials"]]
+    assert labels == ["ddim x 5 steps, torch fp32", "ddim x 20 steps, torch fp32",
+                      "ddim x 5 steps, onnxruntime fp32", "ddim x 20 steps, onnxruntime fp32"]
+    winner = report["winner"]
+    finalists = [t for t in report["trials"] if "final" in t]
+    assert winner["images_per_s"]["median"] == max(t["final"]["median"] for t in finalists)
+    best = load_image_model(winner["artifact"])
+    assert best.steps == winner["recipe"]["steps"] and best.recipe["engine"] == winner["recipe"]["engine"]
+    assert (tmp_path / "tuned" / "trials.jsonl").read_text().count("\n") == 4
+
+
+def test_tune_reports_no_winner_when_nothing_fits_the_budget(tiny_image_dir, tmp_path):
+    from genfast.images.quality import ImageBudget
+    from genfast.images.tune import ImageTuneOptions, answer_line, tune_image
+
+    options = ImageTuneOptions(batch=2, quality_images=6, samplers=[("ddim", 5)], engines=[],
+                               budget=ImageBudget(min_psnr=99))  # only the original itself draws these
+    report = tune_image(str(tiny_image_dir), tmp_path / "tuned", options)
+    assert report["winner"] is None and "No candidate" in answer_line(report)
+    assert report["trials"][0]["failures"][0].startswith("PSNR")

@@ -163,3 +163,29 @@ def optimize_image_cmd(model: str, out: Path, sampler: str | None, steps: int | 
     _verdict(report["quality"]["budget"])
     console.print(f"artifact and report written to {out}", highlight=False)
     return report["quality"]["budget"]["passed"]
+
+
+def tune_image_cmd(model: str, out: Path, objective: str, time_budget_s: float, batch: int, budget,
+                   quality_images: int, finalists: int, rounds: int, engines: list[str]) -> bool:
+    """``genfast tune`` for image generators; returns whether a winner was found."""
+    from genfast.errors import ConfigError
+    from genfast.images.runners import ENGINES
+    from genfast.images.tune import ImageTuneOptions, answer_line, available_engines, tune_image
+
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise ConfigError(f"Unknown engine {unknown[0]!r} for image generators.", f"Use one of: {', '.join(ENGINES)}.")
+    options = ImageTuneOptions(objective=objective, batch=batch, time_budget_s=time_budget_s, budget=budget,
+                               quality_images=quality_images, finalists=finalists, rounds=rounds,
+                               engines=[p for p in available_engines() if not engines or p[0] in engines])
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("drawing the original's images", total=None)
+        report = tune_image(model, out, options,
+                            progress=lambda e: bar.update(task, description=f"{e['phase']}: {e['label']}"))
+    console.print(answer_line(report), highlight=False, soft_wrap=True)
+    console.print(f"Report: {out / 'report.md'} (and report.json, trials.jsonl)", highlight=False, soft_wrap=True)
+    if report["winner"] is None:
+        return False
+    console.print(f"Artifact: {report['winner']['artifact']}  (serve it: genfast serve --model "
+                  f"{report['winner']['artifact']})", highlight=False, soft_wrap=True)
+    return True

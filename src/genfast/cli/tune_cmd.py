@@ -47,8 +47,25 @@ def tune(
     repeats: int = typer.Option(2, help="Counted runs of each candidate's screening profile."),
     finalists: int = typer.Option(3, help="Candidates timed again in interleaved final rounds."),
     rounds: int = typer.Option(5, help="Final rounds."),
+    batch_size: int = typer.Option(16, help="Image generators, throughput objective: images per timed batch."),
+    min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    min_psnr: str | None = typer.Option(None, help="Image generators: dB against the original's image."),
+    quality_images: int = typer.Option(100, help="Image generators: images drawn to verify each candidate."),
 ) -> None:
-    """Find the fastest way to run MODEL here inside the quality budget; write it as OUT/best."""
+    """Find the fastest way to run MODEL here inside the quality budget; write it as OUT/best.
+    Image generators (`demo-image`, a diffusers UNet2D directory): sampler x steps x engine x
+    precision, objective throughput (images/s in batches) or latency (one image at a time)."""
+    from genfast.images.source import is_image_model
+
+    if is_image_model(model):
+        from genfast.cli.image_cmds import image_budget, tune_image_cmd
+
+        if not tune_image_cmd(model, out, objective, parse_duration(time_budget), batch_size,
+                              image_budget(min_class_agreement, max_fd_increase, min_psnr), quality_images,
+                              finalists, rounds, backend):
+            sys.exit(BUDGET_FAILED_EXIT)
+        return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from genfast.compress.recipe import parse_prune

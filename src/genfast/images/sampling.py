@@ -9,6 +9,7 @@ scheduler step apart, and postprocessing (to uint8).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,18 @@ def scheduler_for(base, sampler: str | None = None):
     if sampler not in SAMPLERS:
         raise ConfigError(f"Unknown sampler {sampler!r}.", f"Use one of: {', '.join(SAMPLERS)}.")
     return getattr(diffusers, SAMPLERS[sampler]).from_config(base.config)
+
+
+def scheduler_with_steps(base, sampler: str | None, steps: int):
+    """:func:`scheduler_for` with its ``steps`` timesteps set."""
+    scheduler = scheduler_for(base, sampler)
+    if steps > scheduler.config.num_train_timesteps:
+        raise ConfigError(f"{steps} steps exceed the {scheduler.config.num_train_timesteps} the model was "
+                          "trained with.", f"Use at most {scheduler.config.num_train_timesteps}.")
+    with warnings.catch_warnings():  # diffusers' DPM-Solver calls np.array(tensor, copy=False), deprecated by numpy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scheduler.set_timesteps(steps)
+    return scheduler
 
 
 def sampler_name(scheduler) -> str:
@@ -87,11 +100,7 @@ def generate_images(denoise: Denoiser, base_scheduler, labels: list[int], seeds:
         raise ConfigError(f"steps must be at least 1, got {steps}.")
     clock = time.perf_counter
     t0 = clock()
-    scheduler = scheduler_for(base_scheduler, sampler)
-    if steps > scheduler.config.num_train_timesteps:
-        raise ConfigError(f"{steps} steps exceed the {scheduler.config.num_train_timesteps} the model was "
-                          "trained with.", f"Use at most {scheduler.config.num_train_timesteps}.")
-    scheduler.set_timesteps(steps)
+    scheduler = scheduler_with_steps(base_scheduler, sampler, steps)
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     x = torch.stack([torch.randn(shape, generator=g) for g in generators]) * scheduler.init_noise_sigma
     class_labels = torch.tensor(labels, dtype=torch.long) if labels else None

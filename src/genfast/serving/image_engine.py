@@ -19,7 +19,7 @@ import torch
 
 from genfast.errors import ConfigError
 from genfast.images.model import ImageModelHandle
-from genfast.images.sampling import Denoiser, scheduler_for
+from genfast.images.sampling import Denoiser, scheduler_with_steps
 from genfast.serving.engine_core import EngineStoppedError, QueueFullError
 
 
@@ -123,8 +123,7 @@ class ImageEngineCore:
         images = sum(r.n for r in self.running)
         while self.waiting and images + self.waiting[0].n <= self.config.max_batch_images:
             req = self.waiting.popleft()
-            req.scheduler = scheduler_for(self.handle.scheduler, self.sampler)
-            req.scheduler.set_timesteps(self.steps)
+            req.scheduler = scheduler_with_steps(self.handle.scheduler, self.sampler, self.steps)
             req.generators = [torch.Generator().manual_seed(int(s)) for s in req.seeds]
             req.x = torch.stack([torch.randn(self.shape, generator=g) for g in req.generators])
             req.x = req.x * req.scheduler.init_noise_sigma
