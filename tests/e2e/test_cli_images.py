@@ -50,7 +50,8 @@ def test_optimize_then_compare_with_a_budget(pipeline, tmp_path, capsys):
     (["--steps", "0"], "--steps must be in 1..50"),
     (["--backend", "tensorrt"], "Unknown engine 'tensorrt'"),
     (["--quantize", "int4-weight"], "--quantize int4-weight does not apply to image generators"),
-    (["--prune", "ffn=0.25"], "do not apply to image generators"),
+    (["--prune", "ffn=0.25"], "--prune ffn=0.25 does not apply to image generators"),
+    (["--prune", "channels=1.5"], "must be in (0, 1)"),
 ])
 def test_impossible_image_recipes_are_one_line_errors(pipeline, tmp_path, capsys, args, message):
     code, out, err = _run(["optimize", "--model", str(pipeline), "-o", str(tmp_path / "o"), *args], capsys)

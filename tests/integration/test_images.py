@@ -172,3 +172,36 @@ def test_tune_reports_no_winner_when_nothing_fits_the_budget(tiny_image_dir, tmp
     report = tune_image(str(tiny_image_dir), tmp_path / "tuned", options)
     assert report["winner"] is None and "No candidate" in answer_line(report)
     assert report["trials"][0]["failures"][0].startswith("PSNR")
+
+
+def test_channel_pruning_shrinks_resnet_blocks_heals_and_reloads(tiny_image_dir, tmp_path):
+    """Whole GroupNorm groups go, so the pruned UNet (before healing) still runs; distillation lowers
+    its distance to the original; the artifact reloads with its pruned shapes."""
+    from genfast.images.optimize import ImageRecipe, optimize_image
+    from genfast.images.prune import distill_unet, prune_unet, trajectory_inputs
+    from genfast.images.quality import ImageBudget
+
+    original = load_image_model(str(tiny_image_dir))
+    inputs = trajectory_inputs(original, count=64, steps=5, batch=8)
+    unet, kept = prune_unet(original, 0.5, inputs)
+    assert set(kept.values()) == {2}  # 4 groups per block, half kept
+    assert sum(p.numel() for p in unet.parameters()) < 0.8 * sum(p.numel() for p in original.unet.parameters())
+    x, t, labels = inputs[-1]
+
+    def gap() -> float:
+        with torch.no_grad():
+            return (unet(x, t, class_labels=labels).sample - original.unet(x, t, class_labels=labels).sample
+                    ).pow(2).mean().item()
+
+    before = gap()
+    losses = distill_unet(unet, original.unet, inputs, steps=60, lr=1e-3)
+    assert losses[-1] < losses[0] and gap() < before
+
+    out = tmp_path / "pruned"
+    optimize_image(str(tiny_image_dir), ImageRecipe(sampler="ddim", steps=5, prune=0.5, distill_steps=20), out,
+                   ImageBudget(min_class_agreement=0.0, max_fd_increase=None), quality_images=8, batch=2, rounds=1)
+    again = load_image_model(str(out))
+    assert again.recipe["kept_groups"] == kept
+    assert sum(p.numel() for p in again.unet.parameters()) == sum(p.numel() for p in unet.parameters())
+    with torch.no_grad():
+        again.unet(x, t, class_labels=labels)

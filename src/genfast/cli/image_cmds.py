@@ -133,12 +133,33 @@ QUANTIZE_TO_PRECISION = {"int8-dynamic": "int8-dynamic", "int8-weight": "int8-we
 """``--quantize`` values that mean a PyTorch precision of the UNet."""
 
 
+def channel_fraction(prune: list[str]) -> float | None:
+    """``--prune channels=F`` (the one structured pruning kind for UNets) -> F."""
+    from genfast.errors import ConfigError
+
+    if not prune:
+        return None
+    kind, _, amount = prune[0].partition("=")
+    if len(prune) > 1 or kind != "channels":
+        raise ConfigError(f"--prune {prune[0]} does not apply to image generators.",
+                          "Use --prune channels=0.5 (ResNet blocks' inner channels).")
+    try:
+        return float(amount)
+    except ValueError:
+        raise ConfigError(f"--prune channels={amount}: not a number.", "e.g. --prune channels=0.5") from None
+
+
 def optimize_image_cmd(model: str, out: Path, sampler: str | None, steps: int | None, backend: str | None,
-                       precision: str | None, quantize: str | None, budget, quality_images: int, batch: int,
-                       rounds: int, threads: int | None) -> bool:
+                       precision: str | None, quantize: str | None, prune: list[str], distill: int,
+                       recipe_file: Path | None, budget, quality_images: int, batch: int, rounds: int,
+                       threads: int | None) -> bool:
     """``genfast optimize`` for image generators; returns whether the budget passed."""
     from genfast.errors import ConfigError
     from genfast.images.optimize import ImageRecipe, optimize_image
+
+    if recipe_file is not None:
+        raise ConfigError("--recipe files describe language-model steps; image generators take flags.",
+                          "Use --sampler / --steps / --prune channels=F / --quantize / --backend.")
 
     if quantize is not None:
         if quantize not in QUANTIZE_TO_PRECISION or backend not in (None, "torch") or precision:
@@ -146,7 +167,8 @@ def optimize_image_cmd(model: str, out: Path, sampler: str | None, steps: int | 
                               "Use --quantize int8-dynamic, int8-weight or bf16 (PyTorch), or --backend "
                               "onnxruntime / openvino with --precision.")
         precision = QUANTIZE_TO_PRECISION[quantize]
-    recipe = ImageRecipe(sampler=sampler, steps=steps, engine=backend or "torch", precision=precision or "fp32")
+    recipe = ImageRecipe(sampler=sampler, steps=steps, engine=backend or "torch", precision=precision or "fp32",
+                         prune=channel_fraction(prune), distill_steps=distill)
     report = optimize_image(model, recipe, out, budget, quality_images, batch, rounds, threads,
                             log=lambda msg: err_console.print(msg, highlight=False))
     b, a = report["before"], report["after"]

@@ -42,22 +42,17 @@ def optimize(
     batch_size: int = typer.Option(8, help="Image generators: images per timed batch."),
 ) -> None:
     """Compress, verify against the original with your budget, profile before/after, write out/.
-    Image generators (`demo-image`, a diffusers UNet2D directory): sampler and steps, PyTorch int8 /
-    bf16, ONNX Runtime or OpenVINO (with their int8)."""
+    Image generators (`demo-image`, a diffusers UNet2D directory): sampler and steps, --prune
+    channels=F healed by --distill N, PyTorch int8 / bf16, ONNX Runtime or OpenVINO (with their int8)."""
     from genfast.images.source import is_image_model
 
     if is_image_model(model):
         from genfast.cli.image_cmds import image_budget, optimize_image_cmd
 
         set_threads(threads)
-        if prune or distill or recipe:
-            from genfast.errors import ConfigError
-
-            raise ConfigError("--prune, --distill and --recipe do not apply to image generators yet.",
-                              "Use --sampler / --steps, --quantize, or --backend with --precision.")
-        passed = optimize_image_cmd(model, out, sampler, steps, backend, precision, quantize,
-                                    image_budget(min_class_agreement, max_fd_increase, min_psnr), quality_images,
-                                    batch_size, repeats, threads)
+        passed = optimize_image_cmd(model, out, sampler, steps, backend, precision, quantize, prune, distill,
+                                    recipe, image_budget(min_class_agreement, max_fd_increase, min_psnr),
+                                    quality_images, batch_size, repeats, threads)
         if not passed:
             sys.exit(BUDGET_FAILED_EXIT)
         return

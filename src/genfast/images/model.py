@@ -68,6 +68,23 @@ def image_model_path(source: str) -> Path:
     return path
 
 
+def _load_unet(directory: Path, kept_groups: dict | None):
+    """The UNet of ``directory``; a pruned one (``kept_groups`` from its recipe) is rebuilt from its
+    config, given the pruned shapes, then loaded (diffusers' config cannot say per-block widths)."""
+    import diffusers
+
+    if not kept_groups:
+        return diffusers.UNet2DModel.from_pretrained(directory, low_cpu_mem_usage=False)
+    from safetensors.torch import load_file
+
+    from genfast.images.prune import shrink
+
+    unet = diffusers.UNet2DModel.from_config(diffusers.UNet2DModel.load_config(directory))
+    shrink(unet, kept_groups)
+    unet.load_state_dict(load_file(str(directory / "diffusion_pytorch_model.safetensors")))
+    return unet
+
+
 def load_image_model(source: str) -> ImageModelHandle:
     """The UNet, scheduler and (if shipped) classifier of ``source``; errors are one line."""
     try:
@@ -75,12 +92,19 @@ def load_image_model(source: str) -> ImageModelHandle:
     except ImportError as e:
         raise BackendUnavailableError("Image generators need diffusers.", "pip install 'genfast[image]'") from e
     path = image_model_path(source)
+    recipe = {}
+    if (path / "recipe.json").is_file():
+        try:
+            recipe = json.loads((path / "recipe.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"{path / 'recipe.json'} is not valid JSON ({exc.msg}).",
+                                 "Restore it from report.json, or re-create the artifact.") from None
     try:
-        unet = diffusers.UNet2DModel.from_pretrained(path / "unet", low_cpu_mem_usage=False).eval()
+        unet = _load_unet(path / "unet", recipe.get("kept_groups")).eval()
         scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
         scheduler_cls = getattr(diffusers, scheduler_config.get("_class_name", "DDPMScheduler"))
         scheduler = scheduler_cls.from_config(scheduler_config)
-    except (OSError, ValueError, AttributeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, AttributeError, RuntimeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"Could not load the diffusion pipeline at {path}: "
                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
                              "Check that unet/ and scheduler/ were written by diffusers' save_pretrained.") from None
@@ -89,8 +113,5 @@ def load_image_model(source: str) -> ImageModelHandle:
         from genfast.models.demo_image.classifier import DigitClassifier
 
         classifier = DigitClassifier.load(path / "classifier")
-    recipe = {}
-    if (path / "recipe.json").is_file():
-        recipe = json.loads((path / "recipe.json").read_text(encoding="utf-8"))
     return ImageModelHandle(unet=unet, scheduler=scheduler, source=source, classifier=classifier, path=path,
                             recipe=recipe)

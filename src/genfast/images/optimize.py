@@ -37,6 +37,10 @@ class ImageRecipe:
     """Denoising steps; None keeps the model's (every training timestep for DDPM)."""
     engine: str = "torch"
     precision: str = "fp32"
+    prune: float | None = None
+    """Share of every ResNet block's inner channel groups removed (then healed by distillation)."""
+    distill_steps: int = 300
+    """Distillation steps healing a pruned UNet (teacher: the original)."""
     kind: str = "image"
     version: int = 1
 
@@ -52,18 +56,35 @@ class ImageRecipe:
         if self.precision not in ENGINES[self.engine]:
             raise ConfigError(f"{self.engine} does not run image UNets in {self.precision}.",
                               f"Use one of: {', '.join(ENGINES[self.engine])}.")
+        if self.prune is not None and not 0 < self.prune < 1:
+            raise ConfigError(f"The channel prune fraction must be in (0, 1), got {self.prune}.",
+                              "e.g. --prune channels=0.5")
+        if self.distill_steps < 0:
+            raise ConfigError(f"--distill must be >= 0, got {self.distill_steps}.")
 
     @property
     def label(self) -> str:
         steps = f"{self.sampler or 'own sampler'} x {self.steps or 'all'} steps"
-        return f"{steps}, {self.engine} {self.precision}"
+        pruned = f", channels -{self.prune:.0%} + {self.distill_steps} distillation steps" if self.prune else ""
+        return f"{steps}{pruned}, {self.engine} {self.precision}"
 
 
-def with_recipe(handle: ImageModelHandle, recipe: ImageRecipe) -> ImageModelHandle:
-    """A handle sharing ``handle``'s weights that samples and runs as ``recipe`` says."""
+def with_recipe(handle: ImageModelHandle, recipe: ImageRecipe,
+                log: Callable[[str], None] = lambda _: None) -> ImageModelHandle:
+    """A handle that samples and runs as ``recipe`` says: ``handle``'s weights shared, or with
+    ``recipe.prune`` a pruned copy healed by distillation from them."""
     merged = {**handle.recipe, **{k: v for k, v in dataclasses.asdict(recipe).items() if v is not None}}
     scheduler = scheduler_for(handle.scheduler, recipe.sampler) if recipe.sampler else handle.scheduler
-    return dataclasses.replace(handle, scheduler=scheduler, recipe=merged)
+    unet = handle.unet
+    if recipe.prune:
+        from genfast.images.prune import distill_unet, prune_unet, trajectory_inputs
+
+        log(f"pruning {recipe.prune:.0%} of the ResNet blocks' channel groups")
+        inputs = trajectory_inputs(handle, count=2048)
+        unet, kept = prune_unet(handle, recipe.prune, inputs[::8])
+        distill_unet(unet, handle.unet, inputs, recipe.distill_steps, log=log)
+        merged["kept_groups"] = kept
+    return dataclasses.replace(handle, unet=unet, scheduler=scheduler, recipe=merged)
 
 
 def images_per_second(handle: ImageModelHandle, built: BuiltDenoiser, batch: int) -> float:
@@ -117,11 +138,11 @@ def optimize_image(source: str, recipe: ImageRecipe, out: Path, budget: ImageBud
     check_output_dir(out, image_model_path(source))
     original = load_image_model(source)
     recipe.validate(original.scheduler.config.num_train_timesteps)
-    candidate = with_recipe(original, recipe)
     budget = budget or ImageBudget()
     created = not out.exists()
     begin_output(out)
     try:
+        candidate = with_recipe(original, recipe, log)
         report = _run(original, candidate, recipe, out, budget, quality_images, batch, rounds, threads, log)
     except BaseException:
         if created:
