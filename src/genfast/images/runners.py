@@ -176,15 +176,55 @@ def build_denoiser(handle: ImageModelHandle, engine: str = "torch", precision: s
     return BuiltDenoiser(_ov_denoiser(path, precision, threads, handle), engine, precision, files, path)
 
 
+class Int8WeightConv2d(torch.nn.Module):
+    """A Conv2d whose weight is stored as int8 with one fp32 scale per output channel (a quarter of
+    the bytes), dequantized for each call: smaller, not faster (PyTorch has no int8 conv on CPU)."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        super().__init__()
+        weight = conv.weight.detach()
+        scale = weight.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127
+        self.register_buffer("qweight", torch.round(weight / scale[:, None, None, None]).to(torch.int8))
+        self.register_buffer("scale", scale)
+        self.bias = None if conv.bias is None else torch.nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.qweight.to(x.dtype) * self.scale[:, None, None, None].to(x.dtype)
+        return torch.nn.functional.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _quantize_convs(unet: torch.nn.Module) -> None:
+    convs = [(name, m) for name, m in unet.named_modules() if type(m) is torch.nn.Conv2d]
+    for name, conv in convs:
+        parent, _, child = name.rpartition(".")
+        setattr(unet.get_submodule(parent) if parent else unet, child, Int8WeightConv2d(conv))
+
+
 def _torch_denoiser(handle: ImageModelHandle, precision: str) -> Denoiser:
     if precision == "bf16":
+        from genfast.devices import precision_warning
+
+        warning = precision_warning(torch.device("cpu"), torch.bfloat16)
+        if warning:
+            warnings.warn(warning, stacklevel=3)
         return torch_denoiser(handle.unet, torch.bfloat16)
     if precision == "fp32":
         return torch_denoiser(handle.unet)
+    return torch_denoiser(quantized_unet(handle.unet, precision))
+
+
+def quantized_unet(unet: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """A quantized copy of ``unet``: ``int8-dynamic`` (int8 matmuls for the Linear layers; PyTorch has
+    no dynamic int8 convolution) or ``int8-weight`` (Linear layers through genfast's int8 GEMV,
+    convolutions stored as int8)."""
     from genfast.compress import compress_
     from genfast.compress.quantize import DynamicInt8, Int8WeightOnly
 
-    unet = copy.deepcopy(handle.unet)
-    compress_(unet, DynamicInt8(include_lm_head=False) if precision == "int8-dynamic" else Int8WeightOnly(
-        include_lm_head=False))
-    return torch_denoiser(unet)
+    unet = copy.deepcopy(unet)
+    if precision == "int8-dynamic":
+        compress_(unet, DynamicInt8(include_lm_head=False))
+    else:
+        compress_(unet, Int8WeightOnly(include_lm_head=False))
+        _quantize_convs(unet)
+    return unet

@@ -178,4 +178,22 @@ def export(cfg: ImageDemoTrainConfig, unet, scheduler, data, state: _TrainState,
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     log(f"exported to {out}: classifier held-out accuracy {summary['classifier_heldout_accuracy']}")
+    return record_evaluation(out, log)
+
+
+def record_evaluation(out: Path, log: Callable[[str], None] = _print) -> dict:
+    """Evaluate the exported demo (its own sampler, 20 images per digit), add the figures to
+    ``training.json`` and write ``samples.png`` beside it; returns the updated summary."""
+    from genfast.images.model import load_image_model
+    from genfast.models.demo_image.evaluate import evaluate_demo
+
+    log("drawing 200 digits with the model's own sampler to evaluate it")
+    evaluation = evaluate_demo(load_image_model(str(out)), per_class=20, grid=out / "samples.png")
+    summary = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    summary["evaluation"] = evaluation
+    (out / "training.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    fd = evaluation["frechet_distance_to_heldout"]
+    log(f"recognised as the requested digit: {evaluation['recognised_as_requested']:.1%} (chance 10%); "
+        f"Fréchet distance to held-out digits {fd['generated']['value']:.1f} (noise {fd['noise']['value']:.0f}, "
+        f"real training images {fd['real_train_images']['value']:.1f})")
     return summary
