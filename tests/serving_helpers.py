@@ -50,14 +50,22 @@ def running_server(model, tokenizer, limits: HttpLimits | None = None, token_hea
     metrics = ServingMetrics("tiny")
     server = OpenAIServer(AsyncEngine(core, metrics), tokenizer, "tiny", request_timeout_s=30,
                           limits=limits, token_healing=token_healing)
+    with serving(server, limits) as base:
+        yield base, server
+
+
+@contextmanager
+def serving(server, limits: HttpLimits, ready_within_s: float = 60):
+    """``server`` (an OpenAIServer or ImageServer) under uvicorn in a thread until /health says ok:
+    its base URL."""
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(server.build(), host="127.0.0.1", port=port, log_level="warning",
-                                       http=guarded_http_protocol(limits, metrics.count_response),
+                                       http=guarded_http_protocol(limits, server.metrics.count_response),
                                        timeout_keep_alive=limits.keep_alive_s))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_within_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
@@ -66,9 +74,9 @@ def running_server(model, tokenizer, limits: HttpLimits | None = None, token_hea
             pass
         time.sleep(0.05)
     else:
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server did not become ready: {getattr(server, 'load_error', None)}")
     try:
-        yield base, server
+        yield base
     finally:
         uv.should_exit = True
         thread.join(timeout=15)

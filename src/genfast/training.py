@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
+
+
+@dataclass
+class TrainState:
+    """Progress of a resumable training run, saved inside its checkpoint."""
+
+    step: int = 0
+    elapsed_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, state: TrainState, **parts) -> None:
+    """Each part's ``state_dict()`` (model, optimizer...) and ``state``, written atomically: a run
+    killed mid-save keeps the previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({**{name: part.state_dict() for name, part in parts.items()}, "state": asdict(state)}, tmp)
+    tmp.replace(path)
+
+
+def print_line(msg: str) -> None:
+    """The trainers' default log: one flushed line."""
+    print(msg, flush=True)
 
 
 def warmup_cosine_lr(step: int, peak: float, floor: float, warmup_steps: int, decay_steps: int,

@@ -3,18 +3,15 @@
 import asyncio
 import base64
 import io
-import threading
-import time
 from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from genfast.images.tiny import save_tiny_image_pipeline
-from genfast.serving.http_limits import guarded_http_protocol
 from genfast.serving.scheduler import SchedulerConfig
 from genfast.serving.server import ServeConfig, build_server
-from tests.serving_helpers import free_port
+from tests.serving_helpers import serving
 
 pytest.importorskip("PIL")
 
@@ -26,31 +23,10 @@ def tiny_image_dir(tmp_path_factory):
 
 @contextmanager
 def image_server(path, timeout_s: float = 30.0, **scheduler):
-    import uvicorn
-
     cfg = ServeConfig(model=str(path), request_timeout_s=timeout_s, scheduler=SchedulerConfig(**scheduler))
     api = build_server(cfg, eager=False)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(api.build(), host="127.0.0.1", port=port, log_level="warning",
-                                       http=guarded_http_protocol(cfg.http, api.metrics.count_response)))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise RuntimeError(f"server did not become ready: {api.load_error}")
-    try:
+    with serving(api, cfg.http) as base:
         yield base, api
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=15)
 
 
 def _png(b64: str):

@@ -71,3 +71,25 @@ def test_train_export_and_resume(tmp_path):
     summary = train(cfg, log=logs.append)
     assert "resumed at step 4" in logs
     assert summary["steps"] == 6
+
+
+def test_image_demo_training_resumes_to_the_same_weights(tmp_path):
+    """Killed after 3 steps and resumed to 6 = 6 steps straight (seeded batches, EMA in the checkpoint)."""
+    from safetensors.torch import load_file
+
+    from genfast.models.demo_image.train import ImageDemoTrainConfig
+    from genfast.models.demo_image.train import train as train_image
+
+    def config(name: str, steps: int) -> ImageDemoTrainConfig:
+        return ImageDemoTrainConfig(out_dir=tmp_path / name / "out", work_dir=tmp_path / name / "work", image_size=8,
+                                    block_out_channels=(16, 16, 32), train_timesteps=50, batch_size=8,
+                                    max_steps=steps, warmup_steps=2, threads=1, bf16_autocast=False,
+                                    classifier_steps=20, evaluation_per_class=0, log_every=3, ckpt_every=3)
+
+    straight = train_image(config("straight", 6), log=lambda _: None)
+    train_image(config("resumed", 3), log=lambda _: None)
+    resumed = train_image(config("resumed", 6), log=lambda _: None)
+    assert straight["steps"] == resumed["steps"] == 6
+    a = load_file(tmp_path / "straight" / "out" / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "out" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -252,21 +251,7 @@ class OpenAIServer:
         return await self._complete(req, fmt, echo, request)
 
     async def _complete(self, req: EngineRequest, fmt: Formatter, echo: str | None, request: Request):
-        async def watch_disconnect() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                if await request.is_disconnected():
-                    self.engine.abort(req.id)
-                    return
-
-        watcher = asyncio.create_task(watch_disconnect())
-        try:
-            async for _ in self.engine.stream(req):
-                pass
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        await self.engine.run_to_end(req, request.is_disconnected)
         if req.finish_reason == "timeout":
             return error_response(504, f"The request did not finish within {self.request_timeout_s:g} s.")
         if req.finish_reason == "shutdown":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from genfast.runtime.sampling import SamplingParams
@@ -70,6 +70,25 @@ class AsyncEngine:
             self._queues.pop(req.id, None)
             if not finished:
                 self.abort(req.id)
+
+    async def run_to_end(self, req: Request, disconnected: Callable[[], Awaitable[bool]]) -> None:
+        """Wait until ``req`` finishes; abort it when ``disconnected()`` (asked every 0.25 s) says the
+        client has gone."""
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                if await disconnected():
+                    self.abort(req.id)
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            async for _ in self.stream(req):
+                pass
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
 import secrets
@@ -170,7 +169,7 @@ class ImageServer:
         except ConfigError as exc:
             self.metrics.count_request("rejected_invalid")
             return error_response(400, exc.message, param=getattr(exc, "param", None))
-        await self._wait(req, request)
+        await self.engine.run_to_end(req, request.is_disconnected)
         if req.finish_reason == "timeout":
             return error_response(504, f"The request did not finish within {self.request_timeout_s:g} s.")
         if req.finish_reason == "shutdown":
@@ -179,21 +178,3 @@ class ImageServer:
             return error_response(500, f"Generation failed: {req.error or req.finish_reason}", "server_error")
         images = await asyncio.to_thread(lambda: [png_b64(image) for image in req.images])
         return {"created": now(), "data": [{"b64_json": b64, "revised_prompt": None} for b64 in images]}
-
-    async def _wait(self, req, request: Request) -> None:
-        """Until ``req`` finishes; a client that disconnects meanwhile aborts it."""
-        async def watch_disconnect() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                if await request.is_disconnected():
-                    self.engine.abort(req.id)
-                    return
-
-        watcher = asyncio.create_task(watch_disconnect())
-        try:
-            async for _ in self.engine.stream(req):
-                pass
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher

@@ -12,14 +12,14 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from genfast.errors import DataError
 from genfast.models.demo.corpus import CorpusSplit, stdlib_split
-from genfast.training import evaluate_loss, seeded_windows, warmup_cosine_lr
+from genfast.training import TrainState, evaluate_loss, print_line, save_checkpoint, seeded_windows, warmup_cosine_lr
 
 EOS = "<|endoftext|>"
 
@@ -63,13 +63,6 @@ class DemoTrainConfig:
     bf16_autocast: bool = True
     """Train under bf16 autocast (fp32 master weights); ~1.35x faster on CPUs with AVX512-BF16."""
     version: int = 1
-
-
-@dataclass
-class _TrainState:
-    step: int = 0
-    elapsed_s: float = 0.0
-    history: list[dict] = field(default_factory=list)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
@@ -147,12 +140,6 @@ def build_model(cfg: DemoTrainConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def _save_ckpt(path: Path, model, opt, state: _TrainState) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": asdict(state)}, tmp)
-    tmp.replace(path)  # atomic: a run killed mid-save keeps the previous checkpoint
-
-
 SAMPLE_PROMPTS = ("def ", "import ", "class ")
 
 
@@ -187,11 +174,7 @@ def _prepare_data(cfg: DemoTrainConfig, split: CorpusSplit, log: Callable[[str],
     return tokenizer, data
 
 
-def _print(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def train(cfg: DemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
+def train(cfg: DemoTrainConfig, log: Callable[[str], None] = print_line) -> dict:
     """Train (or resume) the demo model and export it to ``cfg.out_dir``; return the summary."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -204,13 +187,13 @@ def train(cfg: DemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
 
     model = build_model(cfg, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    state = _TrainState()
+    state = TrainState()
     ckpt = cfg.work_dir / "ckpt.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
-        state = _TrainState(**saved["state"])
+        state = TrainState(**saved["state"])
         log(f"resumed at step {state.step}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.1f}M parameters")
@@ -242,12 +225,12 @@ def train(cfg: DemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
                 log(f"step {state.step} train {loss.item():.3f} held-out {held:.3f} "
                     f"(ppl {math.exp(held):.2f}) {state.elapsed_s / 60:.1f} min")
             if state.step % cfg.ckpt_every == 0:
-                _save_ckpt(ckpt, model, opt, state)
-    _save_ckpt(ckpt, model, opt, state)
+                save_checkpoint(ckpt, state, model=model, opt=opt)
+    save_checkpoint(ckpt, state, model=model, opt=opt)
     return export(cfg, model, tokenizer, data, split, state, log)
 
 
-def export(cfg, model, tokenizer, data, split: CorpusSplit, state: _TrainState, log) -> dict:
+def export(cfg, model, tokenizer, data, split: CorpusSplit, state: TrainState, log) -> dict:
     """Write the model, tokenizer, held-out text and ``training.json`` to ``cfg.out_dir``."""
     from transformers import GenerationConfig
 

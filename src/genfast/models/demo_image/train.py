@@ -14,14 +14,14 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from genfast.models.demo_image.classifier import accuracy, train_classifier
 from genfast.models.demo_image.data import load_digits_split
-from genfast.training import warmup_cosine_lr
+from genfast.training import TrainState, print_line, save_checkpoint, warmup_cosine_lr
 
 
 @dataclass
@@ -50,14 +50,10 @@ class ImageDemoTrainConfig:
     log_every: int = 200
     threads: int = 2
     bf16_autocast: bool = True
+    classifier_steps: int = 1500
+    evaluation_per_class: int = 20
+    """Images of each digit drawn with the model's own sampler to evaluate it (0: no evaluation)."""
     version: int = 1
-
-
-@dataclass
-class _TrainState:
-    step: int = 0
-    elapsed_s: float = 0.0
-    history: list[dict] = field(default_factory=list)
 
 
 def build_unet(cfg: ImageDemoTrainConfig):
@@ -80,18 +76,7 @@ def build_scheduler(cfg: ImageDemoTrainConfig):
                          prediction_type="epsilon", clip_sample=True)
 
 
-def _save_ckpt(path: Path, unet, ema, opt, state: _TrainState) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "state": asdict(state)}, tmp)
-    tmp.replace(path)  # atomic: a run killed mid-save keeps the previous checkpoint
-
-
-def _print(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def train(cfg: ImageDemoTrainConfig, log: Callable[[str], None] = _print) -> dict:
+def train(cfg: ImageDemoTrainConfig, log: Callable[[str], None] = print_line) -> dict:
     """Train (or resume) the image demo and export it to ``cfg.out_dir``; return the summary."""
     torch.set_num_threads(cfg.threads)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
@@ -99,14 +84,14 @@ def train(cfg: ImageDemoTrainConfig, log: Callable[[str], None] = _print) -> dic
     unet, scheduler = build_unet(cfg), build_scheduler(cfg)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    state = _TrainState()
+    state = TrainState()
     ckpt = cfg.work_dir / "ckpt.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
         unet.load_state_dict(saved["unet"])
         ema.load_state_dict(saved["ema"])
         opt.load_state_dict(saved["opt"])
-        state = _TrainState(**saved["state"])
+        state = TrainState(**saved["state"])
         log(f"resumed at step {state.step}")
     log(f"UNet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M parameters, "
         f"{len(data.train_images)} training images")
@@ -145,12 +130,12 @@ def train(cfg: ImageDemoTrainConfig, log: Callable[[str], None] = _print) -> dic
             log(f"step {state.step} loss {running / cfg.log_every:.4f} {state.elapsed_s / 60:.1f} min")
             running = 0.0
         if state.step % cfg.ckpt_every == 0:
-            _save_ckpt(ckpt, unet, ema, opt, state)
-    _save_ckpt(ckpt, unet, ema, opt, state)
+            save_checkpoint(ckpt, state, unet=unet, ema=ema, opt=opt)
+    save_checkpoint(ckpt, state, unet=unet, ema=ema, opt=opt)
     return export(cfg, ema, scheduler, data, state, log)
 
 
-def export(cfg: ImageDemoTrainConfig, unet, scheduler, data, state: _TrainState, log) -> dict:
+def export(cfg: ImageDemoTrainConfig, unet, scheduler, data, state: TrainState, log) -> dict:
     """Write the pipeline directory (UNet, scheduler, classifier) and ``training.json``."""
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +147,7 @@ def export(cfg: ImageDemoTrainConfig, unet, scheduler, data, state: _TrainState,
         "scheduler": ["diffusers", "DDPMScheduler"],
     }, indent=2), encoding="utf-8")
     log("training the digit classifier")
-    classifier = train_classifier(data.train_images, data.train_labels, seed=cfg.seed)
+    classifier = train_classifier(data.train_images, data.train_labels, steps=cfg.classifier_steps, seed=cfg.seed)
     classifier.save(out / "classifier")
     summary = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
@@ -178,17 +163,17 @@ def export(cfg: ImageDemoTrainConfig, unet, scheduler, data, state: _TrainState,
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     log(f"exported to {out}: classifier held-out accuracy {summary['classifier_heldout_accuracy']}")
-    return record_evaluation(out, log)
+    return record_evaluation(out, cfg.evaluation_per_class, log) if cfg.evaluation_per_class else summary
 
 
-def record_evaluation(out: Path, log: Callable[[str], None] = _print) -> dict:
-    """Evaluate the exported demo (its own sampler, 20 images per digit), add the figures to
-    ``training.json`` and write ``samples.png`` beside it; returns the updated summary."""
+def record_evaluation(out: Path, per_class: int = 20, log: Callable[[str], None] = print_line) -> dict:
+    """Evaluate the exported demo (its own sampler, ``per_class`` images of each digit), add the
+    figures to ``training.json`` and write ``samples.png`` beside it; returns the updated summary."""
     from genfast.images.model import load_image_model
     from genfast.models.demo_image.evaluate import evaluate_demo
 
-    log("drawing 200 digits with the model's own sampler to evaluate it")
-    evaluation = evaluate_demo(load_image_model(str(out)), per_class=20, grid=out / "samples.png")
+    log(f"drawing {10 * per_class} digits with the model's own sampler to evaluate it")
+    evaluation = evaluate_demo(load_image_model(str(out)), per_class=per_class, grid=out / "samples.png")
     summary = json.loads((out / "training.json").read_text(encoding="utf-8"))
     summary["evaluation"] = evaluation
     (out / "training.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
