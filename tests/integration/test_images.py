@@ -107,10 +107,10 @@ def test_budget_names_each_broken_limit():
 
     q = ImageQuality(images=10, psnr_db=Estimate(18, 17, 19), ssim=Estimate(0.5, 0.4, 0.6),
                      class_agreement=Estimate(0.8, 0.7, 0.9), reference_fd=Estimate(10, 9, 11),
-                     candidate_fd=Estimate(14, 13, 15))
-    assert ImageBudget(min_psnr=20).violations(q) == ["class agreement 0.800 < 0.9", "Fréchet distance +40.0% > +25%",
+                     candidate_fd=Estimate(16, 15, 17))
+    assert ImageBudget(min_psnr=20).violations(q) == ["class agreement 0.800 < 0.9", "Fréchet distance +60.0% > +50%",
                                                      "PSNR 18.0 dB < 20 dB"]
-    assert ImageBudget(min_class_agreement=0.5, max_fd_increase=0.5).violations(q) == []
+    assert ImageBudget(min_class_agreement=0.5, max_fd_increase=0.75).violations(q) == []
 
 
 def test_profile_splits_steps_into_unet_and_scheduler(handle):

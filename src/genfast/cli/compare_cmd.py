@@ -72,7 +72,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json"),
     images: int = typer.Option(100, help="Image generators: images drawn by each model (labels cycle 0-9)."),
     min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
-    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 50%."),
     min_psnr: str | None = typer.Option(None, help="Image generators: dB against the reference's image (off by "
                                                    "default: another sampler draws other images)."),
     grid: Path | None = typer.Option(None, help="Image generators: write a side-by-side PNG here."),

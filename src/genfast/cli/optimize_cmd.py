@@ -36,7 +36,7 @@ def optimize(
     sampler: str | None = typer.Option(None, help="Image generators: ddpm, ddim or dpm-solver."),
     steps: int | None = typer.Option(None, help="Image generators: denoising steps."),
     min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
-    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 50%."),
     min_psnr: str | None = typer.Option(None, help="Image generators: dB against the original's image."),
     quality_images: int = typer.Option(100, help="Image generators: images drawn to verify quality."),
     batch_size: int = typer.Option(8, help="Image generators: images per timed batch."),

@@ -49,7 +49,7 @@ def tune(
     rounds: int = typer.Option(5, help="Final rounds."),
     batch_size: int = typer.Option(16, help="Image generators, throughput objective: images per timed batch."),
     min_class_agreement: str | None = typer.Option(None, help="Image generators: default 0.9."),
-    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 25%."),
+    max_fd_increase: str | None = typer.Option(None, help="Image generators: relative, default 50%."),
     min_psnr: str | None = typer.Option(None, help="Image generators: dB against the original's image."),
     quality_images: int = typer.Option(100, help="Image generators: images drawn to verify each candidate."),
 ) -> None:

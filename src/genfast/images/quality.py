@@ -166,8 +166,10 @@ class ImageBudget:
     """What a candidate image generator must keep; None skips a check."""
 
     min_class_agreement: float | None = 0.9
-    max_fd_increase: float | None = 0.25
-    """Relative: 0.25 allows the Fréchet distance to real images to grow by a quarter."""
+    max_fd_increase: float | None = 0.5
+    """Relative: 0.5 allows the Fréchet distance to real images to grow by half. On the demo the
+    distance is small (4.2) and its 95 % interval over 200 images spans about -50 % to +65 %, so a
+    tighter default would fail candidates for noise."""
     min_psnr: float | None = None
     """dB against the reference's image; only meaningful when the sampler is unchanged."""
 
