@@ -145,3 +145,27 @@ def test_sigint_during_the_drain_cuts_streams_with_an_error_event(tiny_dirs):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_an_optimized_image_pipeline_is_served_by_the_cli_and_drains_on_sigterm(tmp_path):
+    """`genfast serve --model <optimize artifact>` for an image generator, as a real process."""
+    from genfast.images.optimize import ImageRecipe, optimize_image
+    from genfast.images.quality import ImageBudget
+    from genfast.images.tiny import save_tiny_image_pipeline
+
+    source = save_tiny_image_pipeline(tmp_path / "digits")
+    optimize_image(str(source), ImageRecipe(sampler="ddim", steps=4, engine="onnxruntime"), tmp_path / "fast",
+                   ImageBudget(min_class_agreement=0.0, max_fd_increase=None), quality_images=4, batch=2, rounds=1)
+    port = free_port()
+    proc = _start(tmp_path / "fast", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        r = httpx.post(f"{base}/v1/images/generations", json={"prompt": "4", "n": 3}, timeout=60)
+        assert r.status_code == 200 and len(r.json()["data"]) == 3
+        assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "fast"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -218,6 +218,10 @@ def recipe_runtime_options(source: str) -> dict:
     """The runtime options an artifact's recipe records (``threads``, ``max_running``; None where unset).
 
     `genfast tune` picks them; `serve` and `profile` use them unless told otherwise."""
+    from genfast.images.source import is_image_model
+
     path = Path(source).expanduser()
+    if is_image_model(source):  # an image pipeline's recipe (genfast.images) records neither
+        return {"threads": None, "max_running": None}
     recipe = read_recipe(path) if source not in (DEMO, DEMO_STUDENT) and path.is_dir() else {}
     return {"threads": recipe.get("threads"), "max_running": recipe.get("max_running")}
