@@ -78,3 +78,25 @@ def test_the_server_draws_the_requested_digit(demo):
     images = torch.stack([p.view(1, 16, 16) for p in pixels]).to(torch.uint8)
     classes, _ = classifier_outputs(demo.classifier, images)
     assert list(classes) == [7, 7]
+
+
+def test_every_verb_runs_on_the_demo(tmp_path, capsys):
+    """profile, optimize, compare and tune from the CLI on demo-image itself (small settings)."""
+    from genfast.cli.main import main
+
+    def run(*args: str) -> str:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            assert exc.code == 0, capsys.readouterr()
+        return capsys.readouterr().out
+
+    assert "UNet share" in run("profile", "--model", "demo-image", "--steps", "5", "--repeats", "1")
+    out = run("optimize", "--model", "demo-image", "-o", str(tmp_path / "fast"), "--sampler", "dpm-solver",
+              "--steps", "10", "--quality-images", "20", "--batch-size", "4", "--repeats", "1")
+    assert "PASS" in out and "speed-up" in out
+    assert "PASS" in run("compare", "--reference", "demo-image", "--candidate", str(tmp_path / "fast"),
+                         "--images", "20")
+    out = run("tune", "--model", "demo-image", "-o", str(tmp_path / "tuned"), "--backend", "onnxruntime",
+              "--quality-images", "20", "--rounds", "1", "--finalists", "1", "--batch-size", "4")
+    assert "Winner:" in out and load_image_model(str(tmp_path / "tuned" / "best")).steps <= 25
