@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import io
+import time
 from contextlib import contextmanager
 
 import httpx
@@ -76,6 +77,9 @@ def test_a_seed_draws_the_same_images_whatever_else_is_running(tiny_image_dir):
     ({"prompt": "7", "n": 11}, 400, "n"),
     ({"prompt": "7", "style": "vivid"}, 400, "style"),
     ({"prompt": "7", "model": "dall-e-3"}, 404, "model"),
+    ({"prompt": "²"}, 400, "prompt"),  # a "digit" to str.isdigit that int() cannot read
+    ({"prompt": "7", "seed": 2**32}, 400, "seed"),  # the CPU generator keeps 32 bits
+    ({"prompt": "7", "seed": "5"}, 400, "seed"),
 ])
 def test_requests_the_model_cannot_draw_are_refused_by_field(tiny_image_dir, body, status, param):
     with image_server(tiny_image_dir) as (base, _):
@@ -104,3 +108,31 @@ def test_a_full_queue_answers_429_and_a_slow_request_504(tiny_image_dir):
     with image_server(tiny_image_dir, timeout_s=0.001) as (base, _):
         r = httpx.post(f"{base}/v1/images/generations", json={"prompt": "1"}, timeout=30)
     assert r.status_code == 504 and "did not finish" in r.json()["error"]["message"]
+
+
+def test_a_burst_that_fits_the_next_batch_is_not_refused(tiny_image_dir):
+    with image_server(tiny_image_dir, max_running=10, max_queued=2) as (base, _):
+        async def burst():
+            async with httpx.AsyncClient(timeout=60) as c:
+                return await asyncio.gather(*[c.post(f"{base}/v1/images/generations", json={"prompt": "1"})
+                                              for _ in range(10)])
+
+        assert [r.status_code for r in asyncio.run(burst())] == [200] * 10
+
+
+def test_clients_that_leave_free_their_handlers_and_are_counted(tmp_path):
+    """The request is aborted, its handler returns, and the engine is idle again."""
+    slow = save_tiny_image_pipeline(tmp_path / "digits", train_timesteps=1000)  # seconds per request
+    with image_server(slow) as (base, api):
+        async def leave():
+            async with httpx.AsyncClient(timeout=0.05) as c:
+                for _ in range(3):
+                    with pytest.raises(httpx.TimeoutException):
+                        await c.post(f"{base}/v1/images/generations", json={"prompt": "1", "n": 10})
+
+        asyncio.run(leave())
+        deadline = time.monotonic() + 10
+        while (api.engine.busy or api.engine._queues) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not api.engine.busy and not api.engine._queues  # no handler left waiting on a stream
+        assert 'genfast_requests_total{model_name="digits",status="abort"} 3.0' in httpx.get(f"{base}/metrics").text

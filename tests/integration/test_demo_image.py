@@ -31,7 +31,7 @@ def test_it_is_a_plain_diffusers_pipeline_of_a_few_mb(demo):
 
 
 def test_the_classifier_recognises_held_out_digits(demo):
-    from genfast.models.demo_image.data import load_digits_split
+    from genfast.images.digits import load_digits_split
 
     split = load_digits_split(16)
     with torch.no_grad():

@@ -215,3 +215,15 @@ def test_channel_pruning_shrinks_resnet_blocks_heals_and_reloads(tiny_image_dir,
     assert sum(p.numel() for p in again.unet.parameters()) == sum(p.numel() for p in unet.parameters())
     with torch.no_grad():
         again.unet(x, t, class_labels=labels)
+
+
+def test_an_unfinished_output_is_never_loaded(tiny_image_dir, tmp_path):
+    import shutil
+
+    from genfast.errors import ModelLoadError
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_image_dir, half)
+    (half / ".genfast-incomplete").write_text("")
+    with pytest.raises(ModelLoadError, match="never finished"):
+        load_image_model(str(half))

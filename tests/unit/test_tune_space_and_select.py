@@ -99,7 +99,7 @@ def test_damaged_trial_records_are_skipped_and_counted(tmp_path):
 
 
 def test_a_model_inside_the_output_is_refused(tmp_path):
-    from genfast.tuning.artifact import check_output_dir
+    from genfast.output_dir import check_output_dir
 
     (tmp_path / "out" / "best").mkdir(parents=True)
     (tmp_path / "out" / "trials.jsonl").write_text("")

@@ -59,8 +59,14 @@ class ImageModelHandle:
         return self.recipe.get("sampler") or sampler_name(self.scheduler)
 
 
-def image_model_path(source: str) -> Path:
+def image_model_path(source: str, unfinished_ok: bool = False) -> Path:
+    """The pipeline directory ``source`` names, checked (``unfinished_ok``: genfast is writing it)."""
+    from genfast.output_dir import INCOMPLETE
+
     path = envs.demo_image_dir() if source == DEMO_IMAGE else Path(source).expanduser()
+    if (path / INCOMPLETE).exists() and not unfinished_ok:
+        raise ModelLoadError(f"{path} is a genfast output that was never finished (it holds {INCOMPLETE}).",
+                             "Run the command that writes it again, or choose another directory.")
     if not (path / "unet" / "config.json").is_file() or not (path / "scheduler").is_dir():
         hint = ("Reinstall genfast, or rebuild it with `genfast train-demo --image`." if source == DEMO_IMAGE
                 else "Point --model at a diffusers pipeline directory with unet/ and scheduler/.")
@@ -77,7 +83,7 @@ def _load_unet(directory: Path, kept_groups: dict | None):
         return diffusers.UNet2DModel.from_pretrained(directory, low_cpu_mem_usage=False)
     from safetensors.torch import load_file
 
-    from genfast.images.prune import shrink
+    from genfast.images.unet_channels import shrink
 
     unet = diffusers.UNet2DModel.from_config(diffusers.UNet2DModel.load_config(directory))
     shrink(unet, kept_groups)
@@ -85,13 +91,14 @@ def _load_unet(directory: Path, kept_groups: dict | None):
     return unet
 
 
-def load_image_model(source: str) -> ImageModelHandle:
-    """The UNet, scheduler and (if shipped) classifier of ``source``; errors are one line."""
+def load_image_model(source: str, unfinished_ok: bool = False) -> ImageModelHandle:
+    """The UNet, scheduler and (if shipped) classifier of ``source``; errors are one line.
+    ``unfinished_ok`` lets the command writing an artifact read it back before it is marked whole."""
     try:
         import diffusers
     except ImportError as e:
         raise BackendUnavailableError("Image generators need diffusers.", "pip install 'genfast[image]'") from e
-    path = image_model_path(source)
+    path = image_model_path(source, unfinished_ok)
     recipe = {}
     if (path / "recipe.json").is_file():
         try:
@@ -110,7 +117,7 @@ def load_image_model(source: str) -> ImageModelHandle:
                              "Check that unet/ and scheduler/ were written by diffusers' save_pretrained.") from None
     classifier = None
     if (path / "classifier" / "config.json").is_file():
-        from genfast.models.demo_image.classifier import DigitClassifier
+        from genfast.images.digit_classifier import DigitClassifier
 
         classifier = DigitClassifier.load(path / "classifier")
     return ImageModelHandle(unet=unet, scheduler=scheduler, source=source, classifier=classifier, path=path,

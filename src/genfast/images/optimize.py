@@ -132,7 +132,7 @@ def optimize_image(source: str, recipe: ImageRecipe, out: Path, budget: ImageBud
                    quality_images: int = 100, batch: int = 8, rounds: int = 3, threads: int | None = None,
                    log: Callable[[str], None] = lambda _: None) -> dict:
     """Apply ``recipe`` to ``source``, verify, time before/after, write ``out``; returns the report."""
-    from genfast.tuning.artifact import begin_output, check_output_dir, finish_output
+    from genfast.output_dir import begin_output, check_output_dir, finish_output
 
     out = Path(out)
     check_output_dir(out, image_model_path(source))
@@ -160,7 +160,7 @@ def _run(original, candidate, recipe, out, budget, quality_images, batch, rounds
     labels, seeds = quality_set(original, quality_images)
     reference_images = draw(original, baseline, labels, seeds)
     save_image_artifact(candidate, built, out)
-    saved = load_image_model(str(out))  # what is verified is what was written
+    saved = load_image_model(str(out), unfinished_ok=True)  # what is verified is what was written
     saved.source = candidate.source
     quality, _, candidate_images = compare_images(original, saved, quality_images, budget, threads,
                                                   reference_images=reference_images)

@@ -8,7 +8,7 @@ activation entering ``conv2`` times the norm of the ``conv2`` weights reading it
 UNet really meets: points of the original's own sampling trajectories (no dataset needed).
 
 diffusers' config cannot express per-block widths, so a pruned UNet is saved with the original
-config and the kept groups in ``recipe.json``; :func:`shrink` rebuilds those shapes on load.
+config and the kept groups in ``recipe.json``; ``unet_channels.shrink`` rebuilds those shapes on load.
 """
 
 from __future__ import annotations
@@ -22,47 +22,7 @@ import torch
 from genfast.errors import ConfigError
 from genfast.images.model import ImageModelHandle
 from genfast.images.sampling import scheduler_with_steps
-
-
-def resnet_blocks(unet: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    from diffusers.models.resnet import ResnetBlock2D
-
-    return [(name, m) for name, m in unet.named_modules() if isinstance(m, ResnetBlock2D)]
-
-
-def _keep(block, groups: torch.Tensor) -> None:
-    """Keep the inner channels of GroupNorm ``groups`` (sorted indices) of ``block``."""
-    width = block.conv1.out_channels
-    size = width // block.norm2.num_groups
-    channels = (groups[:, None] * size + torch.arange(size)).flatten()
-    conv1, conv2, norm2 = block.conv1, block.conv2, block.norm2
-    conv1.weight = torch.nn.Parameter(conv1.weight.data[channels].clone())
-    if conv1.bias is not None:
-        conv1.bias = torch.nn.Parameter(conv1.bias.data[channels].clone())
-    conv1.out_channels = len(channels)
-    conv2.weight = torch.nn.Parameter(conv2.weight.data[:, channels].clone())
-    conv2.in_channels = len(channels)
-    norm2.weight = torch.nn.Parameter(norm2.weight.data[channels].clone())
-    norm2.bias = torch.nn.Parameter(norm2.bias.data[channels].clone())
-    norm2.num_groups, norm2.num_channels = len(groups), len(channels)
-    proj = block.time_emb_proj
-    if proj is not None:
-        rows = torch.cat([channels, channels + width]) if block.time_embedding_norm == "scale_shift" else channels
-        proj.weight = torch.nn.Parameter(proj.weight.data[rows].clone())
-        if proj.bias is not None:
-            proj.bias = torch.nn.Parameter(proj.bias.data[rows].clone())
-        proj.out_features = len(rows)
-
-
-def shrink(unet: torch.nn.Module, kept_groups: dict[str, int]) -> None:
-    """Give ``unet``'s blocks the pruned shapes of ``kept_groups`` (their weights are loaded after)."""
-    blocks = dict(resnet_blocks(unet))
-    unknown = [name for name in kept_groups if name not in blocks]
-    if unknown:
-        raise ConfigError(f"recipe.json prunes a block the UNet does not have: {unknown[0]}.",
-                          "The recipe belongs to another model; re-create the artifact.")
-    for name, count in kept_groups.items():
-        _keep(blocks[name], torch.arange(count))
+from genfast.images.unet_channels import keep_groups, resnet_blocks
 
 
 @torch.no_grad()
@@ -111,7 +71,7 @@ def prune_unet(handle: ImageModelHandle, fraction: float, calibration: list) -> 
             raise ConfigError(f"Pruning {fraction:.0%} leaves no channels in {name}.", "Use a smaller fraction.")
         reads = block.conv2.weight.detach().pow(2).sum((0, 2, 3)).sqrt()  # per input channel
         score = (activity[name] * reads).view(groups, -1).sum(1)
-        _keep(block, score.topk(keep_n).indices.sort().values)
+        keep_groups(block, score.topk(keep_n).indices.sort().values)
         kept[name] = keep_n
     return unet, kept
 

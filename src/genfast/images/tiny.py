@@ -24,7 +24,7 @@ def save_tiny_image_pipeline(path: Path, size: int = 8, train_timesteps: int = 5
         path / "scheduler")
     (path / "model_index.json").write_text(json.dumps({"_class_name": "DDPMPipeline"}), encoding="utf-8")
     if classifier:
-        from genfast.models.demo_image.classifier import DigitClassifier
+        from genfast.images.digit_classifier import DigitClassifier
 
         DigitClassifier(width=16).save(path / "classifier")
     return path

@@ -79,7 +79,7 @@ def available_engines() -> list[tuple[str, str]]:
 def tune_image(source: str, out: Path, options: ImageTuneOptions | None = None,
                progress: Callable[[dict], None] = lambda _: None) -> dict:
     """Search, verify, time and write ``out/{best/, report.json, report.md, trials.jsonl}``."""
-    from genfast.tuning.artifact import check_output_dir, make_output_dir
+    from genfast.output_dir import check_output_dir, make_output_dir
 
     options = options or ImageTuneOptions()
     options.validate()

@@ -34,7 +34,7 @@ def real_images(handle: ImageModelHandle) -> torch.Tensor | None:
     """The held-out digits at the model's size as uint8, when its classifier is the digits judge."""
     if handle.classifier is None:
         return None
-    from genfast.models.demo_image.data import load_digits_split
+    from genfast.images.digits import load_digits_split
 
     heldout = load_digits_split(handle.image_size).heldout_images
     return ((heldout + 1) * 127.5).round().to(torch.uint8)

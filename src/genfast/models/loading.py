@@ -12,11 +12,12 @@ from urllib.parse import urlparse
 import torch
 
 from genfast import envs
-from genfast.devices import precision_warning, resolve_device, resolve_dtype
 from genfast.compress.api import set_recipe
 from genfast.compress.restore import needs_restore, restore
+from genfast.devices import precision_warning, resolve_device, resolve_dtype
 from genfast.errors import GenfastError, ModelLoadError
 from genfast.models.handle import ModelHandle
+from genfast.output_dir import INCOMPLETE
 
 DEMO = "demo"
 DEMO_STUDENT = "demo-student"
@@ -167,8 +168,8 @@ def load(source: str = DEMO, device: str = "cpu", dtype: str = "fp32") -> ModelH
     if warning:
         warnings.warn(warning, stacklevel=2)
     path = resolve_model_path(source)
-    if (path / ".genfast-incomplete").exists():
-        raise ModelLoadError(f"{path} is a genfast output that was never finished (it holds .genfast-incomplete).",
+    if (path / INCOMPLETE).exists():
+        raise ModelLoadError(f"{path} is a genfast output that was never finished (it holds {INCOMPLETE}).",
                              "Rerun the command that writes it; it resumes where it stopped.")
     _check_causal_lm_dir(path)
     recipe = read_recipe(path)

@@ -29,7 +29,7 @@ from genfast.serving.http_errors import (
 )
 from genfast.serving.http_limits import ARRIVAL_KEY, HttpLimits, RequestLimits
 from genfast.serving.metrics import CountResponses, ImageMetrics
-from genfast.serving.protocol import ImageGenerationRequest, now
+from genfast.serving.protocol import IMAGE_SEEDS, ImageGenerationRequest, now
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -39,8 +39,9 @@ def label_of(prompt: str, classes: int | None) -> int | None:
     if classes is None:
         return None
     text = prompt.strip().lower()
-    label = int(text) if text.isdigit() and len(text) <= 3 else (DIGIT_WORDS.index(text) if text in DIGIT_WORDS
-                                                                else None)
+    # isdecimal, not isdigit: superscripts and circled digits are "digits" int() cannot read
+    label = int(text) if text.isdecimal() and len(text) <= 3 else (DIGIT_WORDS.index(text) if text in DIGIT_WORDS
+                                                                  else None)
     if label is None or label >= classes:
         raise ConfigError(f"The prompt must name one of this model's classes, 0-{classes - 1} (e.g. \"7\"); "
                           f"got {prompt[:40]!r}.", param="prompt")
@@ -158,9 +159,10 @@ class ImageServer:
         arrival = request.scope.get("state", {}).get(ARRIVAL_KEY, time.monotonic())
         try:
             label = label_of(body.prompt, self.handle.num_classes)
-            first = body.seed if body.seed is not None else secrets.randbelow(2**31)
+            first = body.seed if body.seed is not None else secrets.randbelow(IMAGE_SEEDS)
             req = self.engine.submit([label] * body.n if label is not None else [],
-                                     [first + i for i in range(body.n)], self.request_timeout_s, arrival=arrival)
+                                     [(first + i) % IMAGE_SEEDS for i in range(body.n)], self.request_timeout_s,
+                                     arrival=arrival)
         except QueueFullError as exc:
             self.metrics.count_request("rejected_queue_full")
             return error_response(429, exc.message, headers={"Retry-After": "1"})

@@ -98,8 +98,10 @@ class ImageEngineCore:
         if not 1 <= len(seeds) <= self.config.max_images_per_request:
             raise ConfigError(f"n must be between 1 and {self.config.max_images_per_request}, got {len(seeds)}.",
                               param="n")
-        fits_now = waiting == 0 and sum(r.n for r in self.running) + len(seeds) <= self.config.max_batch_images
-        if waiting >= self.config.max_queued and not fits_now:  # one that joins the next step never waits
+        # requests that will join the next step are not queued: only those beyond the free images count
+        free = self.config.max_batch_images - sum(r.n for r in self.running)
+        beyond = waiting - max(0, free) // len(seeds)
+        if beyond >= self.config.max_queued:
             raise QueueFullError(f"{waiting} requests are already waiting.")
         now = time.monotonic()
         return ImageRequest(id=f"img-{next(self._ids)}", labels=labels, seeds=seeds,
@@ -110,14 +112,11 @@ class ImageEngineCore:
         self.waiting.append(req)
         return req
 
-    def abort(self, request_id: str, reason: str = "abort") -> ImageRequest | None:
-        for queue in (self.waiting, self.running):
-            for req in list(queue):
-                if req.id == request_id:
-                    queue.remove(req)
-                    req.finish_reason = reason
-                    return req
-        return None
+    def abort(self, request_id: str, reason: str = "abort") -> None:
+        """Mark a request finished; the next step takes it out and reports it."""
+        for req in (*self.waiting, *self.running):
+            if req.id == request_id and req.finish_reason is None:
+                req.finish_reason = reason
 
     def _admit(self) -> None:
         images = sum(r.n for r in self.running)
@@ -131,19 +130,22 @@ class ImageEngineCore:
             self.running.append(req)
             images += req.n
 
-    def _expired(self, now: float) -> list[ImageEvent]:
+    def _ended_early(self, now: float) -> list[ImageEvent]:
+        """Take out the aborted requests and those past their deadline; their finished events."""
         events = []
         for queue in (self.waiting, self.running):
-            for req in [r for r in queue if r.deadline is not None and now > r.deadline]:
-                queue.remove(req)
-                req.finish_reason = "timeout"
-                events.append(ImageEvent(req, True))
+            for req in list(queue):
+                if req.finish_reason is None and req.deadline is not None and now > req.deadline:
+                    req.finish_reason = "timeout"
+                if req.finish_reason is not None:
+                    queue.remove(req)
+                    events.append(ImageEvent(req, True))
         return events
 
     @torch.inference_mode()
     def step(self) -> list[ImageEvent]:
         """Admit what fits, run one denoising step of every running image; the finished requests' events."""
-        events = self._expired(time.monotonic())
+        events = self._ended_early(time.monotonic())
         self._admit()
         if not self.running:
             return events

@@ -247,6 +247,10 @@ def error_body(message: str, kind: str = "invalid_request_error", code: str | No
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+IMAGE_SEEDS = 2**32
+"""Distinct image seeds: PyTorch's CPU generator uses the low 32 bits of a seed."""
+
+
 class ImageGenerationRequest(BaseModel):
     """OpenAI's ``POST /v1/images/generations`` for a class-conditional image model: the prompt
     names the class (a digit for the demo)."""
@@ -260,6 +264,7 @@ class ImageGenerationRequest(BaseModel):
     response_format: Literal["b64_json", "url"] | None = Field(
         default=None, description="b64_json (the default here: genfast hosts no image URLs).")
     output_format: Literal["png"] | None = None
-    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1],
-                             description="genfast extension: image i is drawn from seed + i.")
+    seed: StrictInt | None = Field(default=None, ge=0, lt=2**32,
+                                   description="genfast extension: image i is drawn from seed + i (mod 2^32; "
+                                   "PyTorch's CPU generator keeps 32 bits).")
     user: str | None = Field(default=None, description="Accepted; has no effect.")

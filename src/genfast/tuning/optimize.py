@@ -11,12 +11,13 @@ from genfast.compress.api import recipe_of
 from genfast.compress.recipe import Recipe
 from genfast.errors import Interrupted, Terminated
 from genfast.models.handle import ModelHandle
+from genfast.output_dir import begin_output, check_output_dir, finish_output
 from genfast.profiling import memory
 from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
 from genfast.tuning import trial
-from genfast.tuning.artifact import begin_output, check_output_dir, finish_output, write_artifact
+from genfast.tuning.artifact import write_artifact
 
 SCHEMA = "genfast.optimize/1"
 

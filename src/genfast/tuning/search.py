@@ -26,10 +26,10 @@ from pathlib import Path
 
 from genfast.compress.recipe import Recipe
 from genfast.errors import ConfigError, Interrupted, Terminated
+from genfast.output_dir import check_output_dir, make_output_dir
 from genfast.profiling.workload import Workload
 from genfast.quality.budget import QualityBudget
 from genfast.quality.compare import QualitySettings
-from genfast.tuning.artifact import check_output_dir, make_output_dir
 from genfast.tuning.outcome import SCHEMA, build_report
 from genfast.tuning.records import TrialLog, context_of, trial_key
 from genfast.tuning.space import Candidate, SpaceOptions, build_space, thread_counts, variants

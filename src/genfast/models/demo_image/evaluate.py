@@ -19,7 +19,7 @@ def evaluate_demo(handle: ImageModelHandle, per_class: int = 20, grid: Path | No
     """Draw ``per_class`` images of every digit with the model's own sampler (or ``sampler`` x ``steps``)
     and measure them; write a 10-row sample grid PNG to ``grid`` when given."""
     from genfast.images.optimize import ImageRecipe, with_recipe
-    from genfast.models.demo_image.data import load_digits_split
+    from genfast.images.digits import load_digits_split
 
     if sampler or steps:
         handle = with_recipe(handle, ImageRecipe(sampler=sampler, steps=steps))

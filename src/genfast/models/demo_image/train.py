@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from genfast.models.demo_image.classifier import accuracy, train_classifier
-from genfast.models.demo_image.data import load_digits_split
+from genfast.images.digit_classifier import accuracy, train_classifier
+from genfast.images.digits import load_digits_split
 from genfast.training import TrainState, print_line, save_checkpoint, warmup_cosine_lr
 
 
