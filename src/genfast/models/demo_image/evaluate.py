@@ -18,8 +18,8 @@ def evaluate_demo(handle: ImageModelHandle, per_class: int = 20, grid: Path | No
                   sampler: str | None = None, steps: int | None = None) -> dict:
     """Draw ``per_class`` images of every digit with the model's own sampler (or ``sampler`` x ``steps``)
     and measure them; write a 10-row sample grid PNG to ``grid`` when given."""
-    from genfast.images.optimize import ImageRecipe, with_recipe
     from genfast.images.digits import load_digits_split
+    from genfast.images.optimize import ImageRecipe, with_recipe
 
     if sampler or steps:
         handle = with_recipe(handle, ImageRecipe(sampler=sampler, steps=steps))
