@@ -124,3 +124,27 @@ def test_diagnosis_says_slower_when_it_is():
             "build": {"weight_bytes_per_step": 50, "warnings": []}, "screen": {"roofline_fraction": 0.5}}
     assert select.diagnosis(slow, reference, decode_bound=False).startswith("slower than")
     assert select.diagnosis({**slow, "speedup_vs_reference": 1.0}, reference, decode_bound=False).startswith("about")
+
+
+def test_rounds_noise_made_non_positive_are_no_measurement(monkeypatch):
+    """On a busy machine generate()'s 1-token run can outlast its full run: no TPOT, not a negative one;
+    and a final round without a positive value is left out of the paired ratio."""
+    from genfast.tuning import outcome, trial
+
+    assert outcome._final_values({"rounds": {"a": [{"tpot_s": 0.02}, {"tpot_s": -0.01}, {"tpot_s": None},
+                                                   {"tpot_s": 0.0}]}}, "a", "tpot_s") == [0.02]
+    from types import SimpleNamespace
+
+    from genfast.profiling.workload import Workload
+
+    class Tokenizer:
+        eos_token_id = 0
+
+        def __call__(self, text):
+            return {"input_ids": list(range(64))}
+
+    handle = SimpleNamespace(device="cpu", tokenizer=Tokenizer(), model=SimpleNamespace(generate=lambda *a, **k: None))
+    clock = iter([0.0, 0.5, 0.5, 0.9])  # a 1-token run of 0.5 s, then a full run of 0.4 s
+    monkeypatch.setattr(trial.time, "perf_counter", lambda: next(clock))
+    timed = trial.time_generate(handle, Workload(prompt_lens=[8], output_len=4, warmup=0, repeats=1))
+    assert timed["tpot_s"] is None and timed["decode_tokens_per_s"] is None

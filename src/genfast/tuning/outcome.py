@@ -10,7 +10,8 @@ SCHEMA = "genfast.tune/1"
 
 
 def _final_values(final: dict | None, key: str, metric: str) -> list[float]:
-    return [m[metric] for m in (final or {}).get("rounds", {}).get(key, []) if m.get(metric) is not None]
+    # a rate or time that is not positive is no measurement (ratios and their logs need both sides > 0)
+    return [m[metric] for m in (final or {}).get("rounds", {}).get(key, []) if (m.get(metric) or 0) > 0]
 
 
 def _is_plain_torch(record: dict) -> bool:

@@ -145,7 +145,8 @@ def time_generate(handle: ModelHandle, workload: Workload) -> dict:
         timed(new)
     ttft = statistics.median(timed(1) for _ in range(workload.repeats))
     full = statistics.median(timed(new) for _ in range(workload.repeats))
-    tpot = (full - ttft) / (new - 1) if new > 1 else None
+    # on a busy machine a 1-token run can take longer than a full one: then there is no rate to quote
+    tpot = (full - ttft) / (new - 1) if new > 1 and full > ttft else None
     return {"ttft_s": ttft, "tpot_s": tpot, "decode_tokens_per_s": batch / tpot if tpot else None,
             "tokens_per_s": batch * new / full, "e2e_s": full, "roofline_fraction": None, "tokenize_share": 0.0,
             "peak_rss_bytes": memory.peak_rss_bytes()}
