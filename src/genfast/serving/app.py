@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from genfast.errors import ConfigError
@@ -30,6 +30,7 @@ from genfast.serving.metrics import CountResponses, ServingMetrics
 from genfast.serving.prompts import PreparedPrompt, PromptEncoder
 from genfast.serving.protocol import ChatCompletionRequest, CompletionRequest, error_body, new_id, now
 from genfast.serving.responses import Formatter
+from genfast.serving.status_routes import StatusRoutes
 
 MAX_LOGIT_BIAS = 300
 """logit_bias entries per request."""
@@ -47,7 +48,7 @@ def _sse(payload: Any) -> str:
     return f"data: {json.dumps(payload) if not isinstance(payload, str) else payload}\n\n"
 
 
-class OpenAIServer:
+class OpenAIServer(StatusRoutes):
     """Routes and their logic; holds the engine, tokenizer and limits.
 
     Give ``engine`` and ``tokenizer`` when they exist, or a ``loader`` that builds them: then the
@@ -136,21 +137,6 @@ class OpenAIServer:
         app.add_middleware(CountResponses, metrics=self.metrics)
 
     # --- routes ----------------------------------------------------------------------
-    async def models(self):
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": now(),
-                                             "owned_by": "genfast"}]}
-
-    async def health(self):
-        if self.ready and self.engine.core.accepting:
-            return {"status": "ok"}
-        state = "starting" if self.engine is None or (not self.ready and self.engine.core.accepting) else "stopping"
-        return JSONResponse({"status": state}, status_code=503)
-
-    async def prometheus(self):
-        if self.metrics is None:
-            return Response(b"", media_type="text/plain; version=0.0.4")
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
-
     async def completions(self, request: Request):
         body = await self._parse(request, CompletionRequest)
         if isinstance(body, JSONResponse):

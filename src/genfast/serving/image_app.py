@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from genfast.errors import ConfigError
@@ -30,6 +30,7 @@ from genfast.serving.http_errors import (
 from genfast.serving.http_limits import ARRIVAL_KEY, HttpLimits, RequestLimits
 from genfast.serving.metrics import CountResponses, ImageMetrics
 from genfast.serving.protocol import IMAGE_SEEDS, ImageGenerationRequest, now
+from genfast.serving.status_routes import StatusRoutes
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -59,7 +60,7 @@ def png_b64(image: torch.Tensor) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-class ImageServer:
+class ImageServer(StatusRoutes):
     """Routes and lifecycle of an image server; the same surface ``serving.server.run`` drives."""
 
     def __init__(self, model_name: str, metrics: ImageMetrics, loader: Callable[[], tuple[AsyncEngine, object]],
@@ -112,19 +113,6 @@ class ImageServer:
         app.get("/health", responses={503: {"description": "Loading or shutting down."}})(self.health)
         app.get("/metrics")(self.prometheus)
         return app
-
-    async def models(self):
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": now(),
-                                             "owned_by": "genfast"}]}
-
-    async def health(self):
-        if self.ready and self.engine.core.accepting:
-            return {"status": "ok"}
-        state = "starting" if self.engine is None or (not self.ready and self.engine.core.accepting) else "stopping"
-        return JSONResponse({"status": state}, status_code=503)
-
-    async def prometheus(self):
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def _body(self, request: Request) -> ImageGenerationRequest | JSONResponse:
         if not self.ready:
