@@ -41,7 +41,6 @@ class ImageRecipe:
     """Share of every ResNet block's inner channel groups removed (then healed by distillation)."""
     distill_steps: int = 300
     """Distillation steps healing a pruned UNet (teacher: the original)."""
-    kind: str = "image"
     version: int = 1
 
     def validate(self, train_steps: int) -> None:

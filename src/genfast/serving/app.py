@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,7 +29,7 @@ from genfast.serving.metrics import CountResponses, ServingMetrics
 from genfast.serving.prompts import PreparedPrompt, PromptEncoder
 from genfast.serving.protocol import ChatCompletionRequest, CompletionRequest, error_body, new_id, now
 from genfast.serving.responses import Formatter
-from genfast.serving.status_routes import StatusRoutes
+from genfast.serving.server_shell import ServerShell
 
 MAX_LOGIT_BIAS = 300
 """logit_bias entries per request."""
@@ -48,7 +47,7 @@ def _sse(payload: Any) -> str:
     return f"data: {json.dumps(payload) if not isinstance(payload, str) else payload}\n\n"
 
 
-class OpenAIServer(StatusRoutes):
+class OpenAIServer(ServerShell):
     """Routes and their logic; holds the engine, tokenizer and limits.
 
     Give ``engine`` and ``tokenizer`` when they exist, or a ``loader`` that builds them: then the
@@ -80,42 +79,11 @@ class OpenAIServer(StatusRoutes):
         limit = min(core.config.max_prompt_tokens or core.max_model_len, core.max_model_len)
         self.encoder = PromptEncoder(tokenizer, limit, self.token_healing)
 
-    # --- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start the engine loop (in this event loop) and run one short warm-up request."""
-        await self.engine.start()
-        if self.warmup:  # so the first user does not pay for lazy initialisation
-            req = self.engine.submit(self.encoder.completion("def", False).ids,
-                                     SamplingParams(max_tokens=2, temperature=0))
-            async for _ in self.engine.stream(req):
-                pass
-        self.ready = True
-        if self.on_ready:
-            self.on_ready()
-
-    async def _load_and_start(self) -> None:
-        try:
-            engine, tokenizer = await asyncio.to_thread(self.loader)
-            self.attach(engine, tokenizer)
-            await self.start()
-        except Exception as exc:  # noqa: BLE001 - reported by whoever runs the server
-            self.load_error = exc
-            if self.on_load_error:
-                self.on_load_error()
-
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI):
-        loading = None
-        if self.engine is not None:
-            await self.start()
-        else:
-            loading = asyncio.create_task(self._load_and_start())
-        yield
-        self.ready = False
-        if loading is not None and not loading.done():
-            loading.cancel()
-        if self.engine is not None:
-            await self.engine.stop()
+    # --- lifecycle (the rest is ServerShell's) -----------------------------------------
+    async def warm_up(self) -> None:
+        req = self.engine.submit(self.encoder.completion("def", False).ids, SamplingParams(max_tokens=2, temperature=0))
+        async for _ in self.engine.stream(req):
+            pass
 
     def build(self) -> FastAPI:
         app = FastAPI(title="genfast", lifespan=self.lifespan)

@@ -10,7 +10,6 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI, Request
@@ -30,7 +29,7 @@ from genfast.serving.http_errors import (
 from genfast.serving.http_limits import ARRIVAL_KEY, HttpLimits, RequestLimits
 from genfast.serving.metrics import CountResponses, ImageMetrics
 from genfast.serving.protocol import IMAGE_SEEDS, ImageGenerationRequest, now
-from genfast.serving.status_routes import StatusRoutes
+from genfast.serving.server_shell import ServerShell
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -60,7 +59,7 @@ def png_b64(image: torch.Tensor) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-class ImageServer(StatusRoutes):
+class ImageServer(ServerShell):
     """Routes and lifecycle of an image server; the same surface ``serving.server.run`` drives."""
 
     def __init__(self, model_name: str, metrics: ImageMetrics, loader: Callable[[], tuple[AsyncEngine, object]],
@@ -76,31 +75,13 @@ class ImageServer(StatusRoutes):
         self.on_ready: Callable[[], None] | None = None
         self.on_load_error: Callable[[], None] | None = None
 
-    async def _load_and_start(self) -> None:
-        try:
-            self.engine, self.handle = await asyncio.to_thread(self.loader)
-            await self.engine.start()
-            if self.warmup:
-                req = self.engine.submit([0] if self.handle.num_classes else [], [0])
-                async for _ in self.engine.stream(req):
-                    pass
-            self.ready = True
-            if self.on_ready:
-                self.on_ready()
-        except Exception as exc:  # noqa: BLE001 - reported by whoever runs the server
-            self.load_error = exc
-            if self.on_load_error:
-                self.on_load_error()
+    def attach(self, engine: AsyncEngine, handle) -> None:
+        self.engine, self.handle = engine, handle
 
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI):
-        loading = asyncio.create_task(self._load_and_start())
-        yield
-        self.ready = False
-        if not loading.done():
-            loading.cancel()
-        if self.engine is not None:
-            await self.engine.stop()
+    async def warm_up(self) -> None:
+        req = self.engine.submit([0] if self.handle.num_classes else [], [0])
+        async for _ in self.engine.stream(req):
+            pass
 
     def build(self) -> FastAPI:
         app = FastAPI(title="genfast", lifespan=self.lifespan)
