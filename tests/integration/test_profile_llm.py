@@ -33,7 +33,8 @@ def test_profile_reports_every_figure(handle):
         assert case["e2e_s"]["n"] == 3
         assert case["itl_s"]["n"] == 3 * 5  # output_len - 1 decode steps per run
         assert case["ttft_s"]["median"] < case["e2e_s"]["median"]
-        assert case["memory"]["peak_rss_bytes"] > 0
+        mem = case["memory"]
+        assert 0 < mem["peak_rss_run_bytes"] <= mem["peak_rss_bytes"] and mem["peak_rss_load_bytes"] > 0
         roof = case["roofline"]
         assert 0 < roof["achieved_fraction"] < roof["achieved_fraction_with_kv"]  # KV reads lower the ceiling
         assert roof["ceiling_decode_tokens_per_s"] > roof["ceiling_with_kv_decode_tokens_per_s"] > 0

@@ -45,3 +45,19 @@ def test_stage_timer_accumulates_events():
     assert len(timer.events["work"]) == 3
     assert 0.03 <= timer.total("work") < 0.5
     assert timer.total("missing") == 0
+
+
+def test_peak_rss_restarts_from_the_current_rss():
+    import sys
+
+    import pytest
+
+    from genfast.profiling.memory import peak_rss_bytes, reset_peak_rss
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("clear_refs is Linux's")
+    burst = torch.ones(64 * 2**20, dtype=torch.uint8)  # 64 MiB, touched
+    del burst
+    high = peak_rss_bytes()
+    assert reset_peak_rss()
+    assert peak_rss_bytes() < high - 48 * 2**20

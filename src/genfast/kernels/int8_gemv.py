@@ -48,7 +48,9 @@ def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.T
     flat = packed.reshape(-1)
     tiles = [flat[k0 * rows:(k0 + w) * rows].view(rows // ROWS, w // CHUNK, ROWS, CHUNK).transpose(1, 2)
              .reshape(rows, w) for k0, w in _tiles(cols)]
-    return torch.cat(tiles, dim=1)[:out_features, :in_features].contiguous()
+    # a fresh tensor even where the slice is already contiguous (rows cut off a padded matrix):
+    # safetensors refuses to save a view that does not cover its storage
+    return torch.cat(tiles, dim=1)[:out_features, :in_features].clone()
 
 
 def pad_rows(vector: torch.Tensor | None, packed: torch.Tensor) -> torch.Tensor | None:

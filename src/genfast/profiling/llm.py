@@ -68,12 +68,16 @@ def _roofline(model: torch.nn.Module, runtime: Runtime, batch: int, prompt_len: 
 
 def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], prompt_len: int,
                  batch: int, workload: Workload, bandwidth: float,
-                 on_run: Callable[[], None] | None = None) -> dict:
-    """Measure one (prompt length, batch size) case: warm-up, then ``repeats`` counted runs."""
+                 on_run: Callable[[], None] | None = None, load_peak: int = 0) -> dict:
+    """Measure one (prompt length, batch size) case: warm-up, then ``repeats`` counted runs.
+
+    ``load_peak``: the process's peak RSS before profiling (loading and building the runtime);
+    the runs' own peak is measured apart where the OS can restart the count."""
     ids = prompt_windows(token_ids, prompt_len, batch, workload.seed)
     texts = handle.tokenizer.batch_decode(ids.tolist())
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
+    decode_peak_alone = memory.reset_peak_rss()
     runs = []
     for i in range(workload.warmup + workload.repeats):
         timer, e2e = _one_run(handle, runtime, texts, ids, workload.output_len)
@@ -94,7 +98,9 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
         "stage_sum_fraction": float(torch.tensor(stage_sum).median()),
         "tokens_per_s": summarize([r["tokens_per_s"] for r in runs]).to_dict(),
         "decode_tokens_per_s": decode_tps.to_dict() if decode_tps else None,
-        "memory": {"peak_rss_bytes": memory.peak_rss_bytes(),
+        "memory": {"peak_rss_bytes": max(memory.peak_rss_bytes(), load_peak),
+                   "peak_rss_load_bytes": load_peak,
+                   "peak_rss_run_bytes": memory.peak_rss_bytes() if decode_peak_alone else None,
                    "cuda_peak_bytes": memory.cuda_peak_bytes(runtime.device)},
         "roofline": (_roofline(handle.model, runtime, batch, prompt_len, workload.output_len, decode_tps.median,
                                bandwidth) if decode_tps else None),
@@ -108,12 +114,13 @@ def profile_llm(handle: ModelHandle, workload: Workload | None = None, runtime: 
     """Profile ``handle`` on every case of ``workload``; returns the JSON-ready result."""
     from genfast.runtime.torch_runtime import TorchRuntime
 
+    load_peak = memory.peak_rss_bytes()  # before the bandwidth probe's buffers
     workload = workload or Workload()
     workload.validate(handle.context_length)
     runtime = runtime or TorchRuntime(handle.model)
     token_ids = handle.tokenizer(text or reference_text())["input_ids"]
     bandwidth = memory_read_bandwidth(runtime.device)
-    cases = [profile_case(handle, runtime, token_ids, p, b, workload, bandwidth, on_run)
+    cases = [profile_case(handle, runtime, token_ids, p, b, workload, bandwidth, on_run, load_peak)
              for p in workload.prompt_lens for b in workload.batch_sizes]
     warnings = [
         f"prompt {c['prompt_len']} x batch {c['batch_size']}: end-to-end varied by "

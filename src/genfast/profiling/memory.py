@@ -14,6 +14,17 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
+def reset_peak_rss() -> bool:
+    """Start the peak RSS over from the current RSS (Linux's clear_refs); False where the OS
+    cannot, and the peak then keeps counting from the process's start."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def cuda_peak_bytes(device: torch.device) -> int | None:
     """Peak CUDA memory allocated by torch on ``device`` since the last reset, or None off-GPU."""
     if device.type != "cuda":

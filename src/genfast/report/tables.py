@@ -33,6 +33,15 @@ def stage_rows(result: dict) -> list[list[str]]:
              f"{c['stage_sum_fraction']:.1%}"] for c in result["cases"]]
 
 
+def _peak_rss(cases: list[dict]) -> str:
+    mib = 2**20
+    load = max(c["memory"].get("peak_rss_load_bytes") or 0 for c in cases)
+    runs = [c["memory"].get("peak_rss_run_bytes") for c in cases]
+    if not load or None in runs:  # a result from before the split, or an OS that cannot restart the peak
+        return f"peak RSS {max(c['memory']['peak_rss_bytes'] for c in cases) / mib:.0f} MiB"
+    return f"peak RSS {load / mib:.0f} MiB after loading, {max(runs) / mib:.0f} MiB while generating"
+
+
 def model_lines(result: dict) -> list[str]:
     m, hw = result["model"], result["hardware"]
     return [
@@ -43,7 +52,6 @@ def model_lines(result: dict) -> list[str]:
             if result["runtime"]["compile_time_s"] else ""),
         f"machine: {hw['cpu']}, {hw['logical_cores']} logical cores, {hw['torch_threads']} torch threads, "
         f"ISA {' '.join(hw['isa']) or '-'}{', GPU ' + hw['gpu'] if 'gpu' in hw else ''}",
-        f"measured memory read bandwidth: {hw['memory_read_bandwidth_gbs']:.1f} GB/s; "
-        f"peak RSS {max(c['memory']['peak_rss_bytes'] for c in result['cases']) / 2**20:.0f} MiB",
+        f"measured memory read bandwidth: {hw['memory_read_bandwidth_gbs']:.1f} GB/s; " + _peak_rss(result["cases"]),
         "libraries: " + ", ".join(f"{k} {v}" for k, v in hw["libraries"].items()),
     ]
