@@ -19,6 +19,12 @@ def _int16_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x / step) * step
 
 
+def _uint8_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as the prompt product sees it: each row rounded to 8-bit steps of max|row| / 127."""
+    step = x.abs().amax(-1, keepdim=True).clamp_min(1e-30) / 127
+    return torch.round(x / step) * step
+
+
 def _int8_layer(out_features: int, in_features: int, bias: bool) -> Int8WeightOnlyLinear:
     torch.manual_seed(0)
     return Int8WeightOnlyLinear.from_dense(torch.nn.Linear(in_features, out_features, bias=bias))
@@ -50,16 +56,19 @@ def test_packing_round_trips_through_one_or_several_column_tiles(out_features, i
 
 
 @needs_compiler
-def test_int8_layer_uses_the_gemv_up_to_its_row_limit_and_pytorchs_kernel_beyond():
-    layer = _int8_layer(64, 128, bias=True)
+@pytest.mark.parametrize("out_features,in_features", [(64, 128), (101, 70), (20, 2500)])  # the last: column tiles
+def test_int8_layer_rounds_activations_to_int16_for_few_rows_and_to_8_bits_for_prompts(out_features, in_features):
+    layer = _int8_layer(out_features, in_features, bias=True)
     with torch.no_grad():
-        for rows in (1, int8_gemv.MAX_ROWS):
-            x = torch.randn(1, rows, 128)
+        for rows in (1, int8_gemv.GEMM_MIN_ROWS - 1):
+            x = torch.randn(1, rows, in_features)
             torch.testing.assert_close(layer(x), F.linear(_int16_rows(x), layer.dequantized(), layer.bias),
                                        rtol=1e-5, atol=1e-5)
-        x = torch.randn(1, int8_gemv.MAX_ROWS + 1, 128)  # PyTorch's kernel takes bf16 activations: close, not exact
-        error = (layer(x) - F.linear(x, layer.dequantized(), layer.bias)).abs().max()
-        assert 1e-5 < error < 0.05
+        for rows in (int8_gemv.GEMM_MIN_ROWS, 37, 130):  # passes of 4 rows and a remainder
+            x = torch.randn(1, rows, in_features)
+            exact = F.linear(_uint8_rows(x), layer.dequantized(), layer.bias)  # the zero point cancelled exactly
+            torch.testing.assert_close(layer(x), exact, rtol=1e-4, atol=1e-4)
+            assert sqnr_db(F.linear(x, layer.dequantized(), layer.bias), layer(x)) > 30
 
 
 @needs_compiler
@@ -205,7 +214,7 @@ def test_int8_layer_holds_its_weights_once_and_still_saves_the_plain_form():
     reloaded = Int8WeightOnlyLinear.from_dense(torch.nn.Linear(128, 101))
     reloaded.load_state_dict(state)
     with torch.no_grad():
-        for rows in (1, int8_gemv.MAX_ROWS + 1):  # the second goes through PyTorch's kernel, rebuilt form
+        for rows in (1, int8_gemv.GEMM_MIN_ROWS):  # the int16 and the 8-bit activation products
             x = torch.randn(rows, 128)
             torch.testing.assert_close(reloaded(x), layer(x))
             assert sqnr_db(F.linear(x, layer.dequantized(), layer.bias), layer(x)) > 40

@@ -1,11 +1,13 @@
-"""Int8 weight-only matmul for a few activation rows (decode), genfast's own kernel (``int8_gemv.c``).
+"""Int8 weight-only matmul on CPU, genfast's own kernel (``int8_gemv.c``) over one prepacked copy.
 
-At one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 14.1 GB/s here (bf16
-activations), this kernel a prepacked copy at 26.3 GB/s (64 chained 1024 x 1024 matrices,
-``benchmarks/cpu_int_kernels.py``). It rounds each activation row to int16 and sums exact integer
-products (VNNI where present), widens each weight once for up to four rows, and measured ahead of
-PyTorch's kernel from 1 to 256 rows here; it serves up to ``MAX_ROWS`` and longer prefills keep
-PyTorch's (a GEMM, where compute rather than bandwidth decides).
+Few rows (decode): at one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 14.1 GB/s
+here (bf16 activations), this kernel a prepacked copy at 26.3 GB/s (64 chained 1024 x 1024
+matrices, ``benchmarks/cpu_int_kernels.py``). It rounds each activation row to int16 and sums
+exact integer products (VNNI where present), widening each weight once for up to four rows.
+
+Many rows (prompts, from ``GEMM_MIN_ROWS``): the product is compute-bound, so the activations are
+rounded to 8 bits per row and multiplied as int8 x int8 (``int8_gemm``): 1.4x the int16 product and
+2.4x PyTorch's bf16 kernel at 128 rows of GPT-2's 2304 x 768 projection (``benchmarks/int8_prefill.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from genfast.kernels.ops import available  # noqa: F401 - callers ask the kernel
 
 ROWS, CHUNK = 4, 64  # the packed layout (int8_gemv.c)
 TILE_MAX_K, TILE_K = 2048, 1024  # column tiles (int8_gemv.c)
-MAX_ROWS = 128
-"""Activation rows up to which the kernel is used (more: PyTorch's kernel)."""
+GEMM_MIN_ROWS = 32
+"""Activation rows from which the 8-bit activation product runs. Below, int16 activations: decode
+batches keep the exact-integer product (and so the same numbers alone or batched up to here)."""
 
 
 def _padded(n: int, multiple: int) -> int:
@@ -58,6 +61,21 @@ def pad_rows(vector: torch.Tensor | None, packed: torch.Tensor) -> torch.Tensor 
     if vector is None:
         return None
     return F.pad(vector.float(), (0, packed.shape[0] - vector.shape[0])).contiguous()
+
+
+def row_sums(qweight: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+    """Each output channel's sum of int8 weights (int32), zero-padded to the packed row count:
+    :func:`int8_gemm` takes its activations' zero point back out with it."""
+    sums = qweight.sum(dim=1, dtype=torch.int32)
+    return F.pad(sums, (0, packed.shape[0] - sums.shape[0])).contiguous()
+
+
+def int8_gemm(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, wsum: torch.Tensor,
+              bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
+    """As :func:`int8_gemv`, the activations rounded to 8 bits per row (int8 x int8 products, VNNI):
+    for prompts, where the product is compute-bound. ``wsum`` from :func:`row_sums`."""
+    y = torch.ops.genfast.int8_gemm(x, packed, scale, wsum, bias)
+    return y if y.shape[1] == out_features else y[:, :out_features]
 
 
 def int8_gemv(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,

@@ -42,6 +42,30 @@ at::Tensor int8_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Te
   return y;
 }
 
+// As int8_gemv with the activations rounded to uint8 (int8_gemv.c's genfast_int8_gemm_u8: prompts);
+// wsum (padded out) int32: each packed row's sum of weights. Without VNNI: int8_gemv's product.
+at::Tensor int8_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale, const at::Tensor& wsum,
+                     const c10::optional<at::Tensor>& bias) {
+  if (!GF_HAVE_U8_GEMM) return int8_gemv(x, packed, scale, bias);
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && packed.scalar_type() == at::kChar &&
+                  wsum.scalar_type() == at::kInt && wsum.is_contiguous() && wsum.numel() == packed.size(0),
+              "genfast::int8_gemm wants fp32 (rows, in) activations, packed int8 weights and int32 row sums");
+  const int64_t n_padded = packed.size(0), k_padded = packed.size(1);
+  TORCH_CHECK(packed.dim() == 2 && packed.is_contiguous() && scale.is_contiguous() && n_padded % ROWS == 0 &&
+                  k_padded % CHUNK == 0 && scale.numel() == n_padded && x.size(1) <= k_padded &&
+                  (!bias.has_value() || bias->numel() == n_padded),
+              "genfast::int8_gemm: weights, scale and bias do not match the packed layout");
+  const at::Tensor xc = x.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor xq = at::empty({rows, k_padded}, x.options().dtype(at::kByte)), xs = at::empty({rows}, x.options());
+  quantize_rows_u8(xc.data_ptr<float>(), rows, x.size(1), k_padded, xq.data_ptr<uint8_t>(), xs.data_ptr<float>());
+  at::Tensor y = at::empty({rows, n_padded}, x.options());
+  genfast_int8_gemm_u8(xq.data_ptr<uint8_t>(), xs.data_ptr<float>(), rows, packed.data_ptr<int8_t>(),
+                       wsum.data_ptr<int32_t>(), scale.data_ptr<float>(), data_or_null(bias), y.data_ptr<float>(),
+                       n_padded, k_padded, at::get_num_threads());
+  return y;
+}
+
 // q (batch, heads, 1, dim) over the first lengths[b] slots of cache rows (batch, kv_heads, max_len, dim).
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& lengths) {
   TORCH_CHECK(q.scalar_type() == at::kFloat && k.strides() == v.strides() && k.stride(3) == 1,
@@ -202,6 +226,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
 
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
+  m.def("int8_gemm(Tensor x, Tensor packed, Tensor scale, Tensor wsum, Tensor? bias) -> Tensor");
   m.def("fp32_gemv(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
   m.def("layer_plan(Tensor?[] weights, int family, int heads, int kv_heads, int head_dim, int mlp_width, float eps) -> int",
@@ -214,6 +239,7 @@ TORCH_LIBRARY(genfast, m) {
 
 TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
+  m.impl("int8_gemm", &int8_gemm);
   m.impl("fp32_gemv", &fp32_gemv);
   m.impl("decode_attention", &decode_attention);
   m.impl("decode_layers", &decode_layers);

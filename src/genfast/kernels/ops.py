@@ -95,6 +95,10 @@ def _register_fakes() -> None:
     def _(x, packed, scale, bias):
         return x.new_empty(x.shape[0], scale.shape[0])
 
+    @torch.library.register_fake("genfast::int8_gemm")
+    def _(x, packed, scale, wsum, bias):
+        return x.new_empty(x.shape[0], scale.shape[0])
+
     @torch.library.register_fake("genfast::fp32_gemv")
     def _(x, weight, bias):
         return x.new_empty(x.shape[0], weight.shape[0])

@@ -57,6 +57,15 @@ class DecoderShape:
         return self.attn_scale is None and self.attn_softcap is None
 
 
+TANH_GELUS = ("gelu_new", "gelu_fast", "gelu_pytorch_tanh")
+"""transformers' names of one function, GELU's tanh approximation: their composed formulas ran
+7x slower than PyTorch's one kernel (128 x 3072 activations: 1.8 vs 0.23 ms, same values to 2e-7)."""
+
+
+def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
 class Block(torch.nn.Module):
     """One decoder layer: norm -> attention -> residual -> norm -> MLP -> residual."""
 
@@ -74,7 +83,7 @@ class Block(torch.nn.Module):
         self.q_norm, self.k_norm = q_norm, k_norm
         self.post_norms = None if post_norms is None else torch.nn.ModuleList(post_norms)
         """Norms of the attention's and the MLP's outputs before the residual adds (Gemma 2/3)."""
-        self.act = ACT2FN[shape.activation]
+        self.act = _tanh_gelu if shape.activation in TANH_GELUS else ACT2FN[shape.activation]
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
         if self.shape.gated:

@@ -1,11 +1,10 @@
 """Weight-only int8: symmetric per-output-channel int8 weights, float activations.
 
-Two CPU kernels: up to ``int8_gemv.MAX_ROWS`` activation rows (decode, and prefills up to that
-length) genfast's own ``kernels.int8_gemv`` over a prepacked copy of the weights; for more rows
-PyTorch's ``_weight_int8pack_mm``, fed bf16 activations (its fp32 path took 2.0x an fp32
-matmul's time, ``benchmarks/cpu_int_kernels.py``). Where neither can run
-(another device, no C compiler and ``in_features`` not a multiple of 16) the layer dequantizes
-and multiplies: correct, not fast.
+On CPU genfast's own kernels run over one prepacked copy of the weights (``kernels.int8_gemv``):
+int16-rounded activations below ``int8_gemv.GEMM_MIN_ROWS`` rows (decode), 8-bit activations for
+more (prompts: an int8 x int8 product). Where they cannot run (another device, no C compiler)
+PyTorch's ``_weight_int8pack_mm`` fed bf16 activations (``in_features`` a multiple of 16), else
+the layer dequantizes and multiplies: correct, not fast.
 """
 
 from __future__ import annotations
@@ -74,9 +73,8 @@ class PerChannelInt8Linear(QuantizedLinear):
 class Int8WeightOnlyLinear(PerChannelInt8Linear):
     """y = x @ (q * scale).T + bias.
 
-    Where genfast's GEMV runs, the int8 values are held once, in its packed layout: the saved
-    (out, in) form is rebuilt for ``state_dict()`` and for the PyTorch-kernel path (prefills
-    longer than ``int8_gemv.MAX_ROWS``).
+    Where genfast's kernels run, the int8 values are held once, in their packed layout: the saved
+    (out, in) form is rebuilt for ``state_dict()``.
     """
 
     def int8_values(self) -> torch.Tensor:
@@ -91,6 +89,8 @@ class Int8WeightOnlyLinear(PerChannelInt8Linear):
         self.register_buffer("gemv_weight", packed, persistent=False)
         self.register_buffer("gemv_scale", int8_gemv.pad_rows(self.scale, packed) if gemv else None, persistent=False)
         self.register_buffer("gemv_bias", int8_gemv.pad_rows(self.bias, packed) if gemv else None, persistent=False)
+        self.register_buffer("gemv_row_sums", int8_gemv.row_sums(self.qweight, packed) if gemv else None,
+                             persistent=False)
         if gemv:
             self.qweight = None  # held once, packed (a None buffer is left out of state_dict and .to())
 
@@ -107,10 +107,13 @@ class Int8WeightOnlyLinear(PerChannelInt8Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if (self.gemv_weight is not None and x.device.type == "cpu" and x.dtype == torch.float32
-                and rows <= int8_gemv.MAX_ROWS):
-            y = int8_gemv.int8_gemv(x.reshape(rows, self.in_features), self.gemv_weight, self.gemv_scale,
-                                    self.gemv_bias, self.out_features)
+        if self.gemv_weight is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+            flat = x.reshape(rows, self.in_features)
+            if rows < int8_gemv.GEMM_MIN_ROWS:
+                y = int8_gemv.int8_gemv(flat, self.gemv_weight, self.gemv_scale, self.gemv_bias, self.out_features)
+            else:
+                y = int8_gemv.int8_gemm(flat, self.gemv_weight, self.gemv_scale, self.gemv_row_sums, self.gemv_bias,
+                                        self.out_features)
             return y.reshape(*x.shape[:-1], self.out_features)
         if x.device.type == "cpu" and self.in_features % _KERNEL_K_MULTIPLE == 0:
             flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
