@@ -19,6 +19,9 @@ venv() {  # venv NAME PACKAGES...: a virtualenv with torch (CPU) first, then the
   "$dir/bin/pip" install -q --upgrade pip
   "$dir/bin/pip" install -q torch==2.13.0
   "$dir/bin/pip" install -q -c "$CONSTRAINTS" "$@"
+  # a dependency may pull PyPI's torchvision, which fails to import beside this torch build (and
+  # then breaks transformers' imports); none of the peers needs it
+  "$dir/bin/pip" uninstall -y -q torchvision 2>/dev/null || true
   touch "$dir/.done"
 }
 

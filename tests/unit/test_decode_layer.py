@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genfast.compress import compress_
+from genfast.compress.quantize.int4_weight import Int4WeightOnly, Int4WeightOnlyLinear
 from genfast.compress.quantize.int8_weight import Int8WeightOnly
 from genfast.kernels import decode_layer, ops
 from genfast.models.tiny import tiny_model
@@ -17,9 +18,9 @@ from genfast.runtime.torch_runtime import TorchRuntime
 pytestmark = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
 
 
-def _int8_runtime(arch: str, tokenizer, **shape) -> TorchRuntime:
+def _int8_runtime(arch: str, tokenizer, config=None, **shape) -> TorchRuntime:
     model, _ = tiny_model(arch, tokenizer, **shape)
-    compress_(model, Int8WeightOnly())
+    compress_(model, config or Int8WeightOnly())
     return TorchRuntime(model, max_cache_len=32)
 
 
@@ -37,8 +38,9 @@ def _rows_of_different_lengths(runtime: TorchRuntime, lengths=(5, 9)):
 
 
 @pytest.mark.parametrize("hidden", [64, 96], ids=["aligned", "padded"])  # 96 wide: padded GEMV columns
-def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden):
-    runtime = _int8_runtime(arch, tokenizer, hidden=hidden)
+@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(32)], ids=["int8", "int4"])
+def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden, config):
+    runtime = _int8_runtime(arch, tokenizer, config, hidden=hidden)
     plans = runtime.decoder.native_plans
     assert plans is not None and len(plans) == 2
     native_cache, token = _rows_of_different_lengths(runtime)
@@ -81,6 +83,13 @@ def test_compiled_step_calls_the_layer_stack_and_keeps_the_greedy_tokens(tokeniz
 def test_models_it_does_not_cover_keep_the_per_op_path(tokenizer):
     fp32, _ = tiny_model("gpt2", tokenizer)
     assert TorchRuntime(fp32).decoder.native_plans is None
+    mixed, _ = tiny_model("llama", tokenizer)  # qkv and up share their input, so they must share a format
+    compress_(mixed, Int8WeightOnly())
+    mlp = mixed.model.layers[0].mlp
+    for name in ("gate_proj", "up_proj"):
+        dense = torch.nn.Linear(64, 192)
+        setattr(mlp, name, Int4WeightOnlyLinear.from_dense(dense, 32))
+    assert TorchRuntime(mixed).decoder.native_plans is None
     runtime = _int8_runtime("gpt2", tokenizer)
     cache = runtime.new_cache(1)
     x = torch.zeros(1, 1, 64)
@@ -93,7 +102,7 @@ def test_models_it_does_not_cover_keep_the_per_op_path(tokenizer):
 def test_a_plan_refuses_weights_that_do_not_fit(tokenizer):
     runtime = _int8_runtime("gpt2", tokenizer)
     tensors, settings = decode_layer.layer_weights(runtime.decoder.blocks[0])
-    with pytest.raises(RuntimeError, match="genfast::layer_plan: projection 1 is not a packed int8 layer"):
+    with pytest.raises(RuntimeError, match="genfast::layer_plan: projection 1 is not a packed int8 or int4 layer"):
         torch.ops.genfast.layer_plan(tensors[:5] + [tensors[0]] + tensors[6:], **settings)
     with pytest.raises(RuntimeError, match="projection shapes do not fit"):
         torch.ops.genfast.layer_plan(tensors, **{**settings, "heads": 8, "kv_heads": 8})

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from genfast.compress.quantize import sqnr_db
 from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear, quantize_per_channel
-from genfast.kernels import decode_attention, fp32_gemv, int8_gemv, ops
+from genfast.kernels import decode_attention, fp32_gemv, int4_gemv, int8_gemv, ops
 from genfast.kernels.fp32_gemv import GemvLinear
 
 needs_compiler = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
@@ -241,6 +241,16 @@ for n, k, rows in [(20, 2500, 3), (8, 4096, 1), (101, 70, 6)]:
     y = g.int8_gemv(x, p, g.pad_rows(s, p), g.pad_rows(b, p), n)
     step = x.abs().amax(-1, keepdim=True) / 32767  # the int16 activations
     torch.testing.assert_close(y, torch.round(x / step) * step @ (q.float() * s[:, None]).T + b, rtol=1e-4, atol=1e-3)
+from genfast.kernels import int4_gemv as g4
+from genfast.compress.quantize.int4_weight import quantize_groups, unpack
+for n, k, group, rows in [(101, 64, 32, 5), (40, 768, 64, 2)]:  # int4: the portable sums
+    packed, scale, minimum = quantize_groups(torch.randn(n, k), group)
+    q, x, b = unpack(packed), torch.randn(rows, k), torch.randn(n)
+    y = g4.int4_gemv(x, g4.pack(q), *g4.split_groups(g4.group_tensor(scale, minimum), g4.pack(q)),
+                     g4.pad_rows(b), group, n)
+    deq = (q.float().reshape(n, -1, group) * scale[..., None] + minimum[..., None]).reshape(n, k)
+    step = x.abs().amax(-1, keepdim=True) / 127
+    torch.testing.assert_close(y, torch.round(x / step) * step @ deq.T + b, rtol=1e-4, atol=1e-4)
 w, x = torch.randn(37, 130), torch.randn(3, 130)  # fp32: the portable dot and its tail
 torch.testing.assert_close(torch.ops.genfast.fp32_gemv(x, w, None), x @ w.T, rtol=1e-4, atol=1e-4)
 q, kc, vc = torch.randn(2, 4, 1, 24), torch.randn(2, 2, 10, 24), torch.randn(2, 2, 10, 24)
@@ -279,3 +289,42 @@ def test_portable_kernels_built_without_native_flags_still_answer_right(tmp_path
     done = subprocess.run([sys.executable, "-c", _PORTABLE_CHECK], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _int4_layer(out_features: int, in_features: int, group: int, bias: bool = True):
+    from genfast.compress.quantize.int4_weight import Int4WeightOnlyLinear
+
+    torch.manual_seed(1)
+    return Int4WeightOnlyLinear.from_dense(torch.nn.Linear(in_features, out_features, bias=bias), group)
+
+
+@needs_compiler
+@pytest.mark.skipif(not int4_gemv.fast(), reason="genfast's int4 kernel runs on AVX512-VNNI CPUs")
+@pytest.mark.parametrize("out_features,in_features,group", [(96, 256, 32), (101, 64, 32), (7, 512, 128), (40, 768, 64)])
+@pytest.mark.parametrize("rows", [1, 3, 4, 6, 130])
+def test_int4_kernel_equals_a_matmul_with_the_dequantized_weights(out_features, in_features, group, rows):
+    layer = _int4_layer(out_features, in_features, group)
+    assert layer.kernel_packed is not None and layer.qweight is None  # its own layout, held once
+    x = torch.randn(rows, in_features)
+    with torch.no_grad():
+        exact = F.linear(_uint8_rows(x), layer.dequantized(), layer.bias)  # int8 rows: the same 127 steps
+        torch.testing.assert_close(layer(x), exact, rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+@pytest.mark.skipif(not int4_gemv.fast(), reason="genfast's int4 kernel runs on AVX512-VNNI CPUs")
+def test_int4_layer_saves_the_plain_form_and_reloads_to_the_same_outputs():
+    from genfast.compress.quantize.int4_weight import Int4WeightOnlyLinear, quantize_groups
+
+    layer = _int4_layer(101, 128, 32)
+    torch.manual_seed(1)
+    dense = torch.nn.Linear(128, 101)  # the same weights _int4_layer quantized
+    packed, scale, minimum = quantize_groups(dense.weight.detach(), 32)
+    state = layer.state_dict()
+    assert torch.equal(state["qweight"], packed) and torch.equal(state["scale"], scale)
+    assert torch.equal(state["minimum"], minimum)
+    reloaded = Int4WeightOnlyLinear.from_dense(torch.nn.Linear(128, 101), 32)
+    reloaded.load_state_dict(state)
+    x = torch.randn(3, 128)
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), layer(x))

@@ -8,7 +8,9 @@
  *
  * Families: GF_GPT2 (LayerNorm, tanh GELU) and GF_LLAMA (RMSNorm, rotate-half RoPE, SiLU-gated MLP
  * whose fused up projection holds the gate rows first). Fused qkv output: [q heads | k | v].
- * Requires int8_gemv.c (ROWS, gemv_team) and decode_attention.c (attend) before it.
+ * Projections are int8 (int8_gemv.c's layout, int16 inputs) or int4 (int4_gemv.c's: int8 inputs laid
+ * out per row pair, group sums of the input), each its own.
+ * Requires int8_gemv.c (ROWS, gemv_team), int4_gemv.c and decode_attention.c (attend) before it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,9 +23,11 @@
 #define GF_MAX_HEAD_DIM 512
 
 typedef struct {
-  const int8_t *w; /* packed (int8_gemv.c's layout) */
-  const float *scale, *bias; /* [n]; bias nullable */
-  long n, k;       /* padded rows and columns */
+  int bits;        /* 8 or 4 */
+  const int8_t *w; /* 8: packed (int8_gemv.c's layout); 4: int4_gemv.c's packed nibbles */
+  const float *scale, *bias; /* 8: scale [n]; bias [n], nullable */
+  const uint16_t *scale2, *minimum; /* 4: int4_gemv.c's bf16 group scales and minimums */
+  long n, k, group; /* padded rows and columns; 4: columns per group */
 } gf_linear;
 
 typedef struct {
@@ -45,7 +49,10 @@ typedef struct {
   float *act;    /* [B][down.k] */
   float *scores; /* [B * H][max_len] */
   float *xs;     /* [3][B]: the row scales of hq, attnq, actq */
-  int16_t *hq, *attnq, *actq; /* the GEMVs' int16 inputs: [B][qkv.k], [B][out.k], [B][down.k] */
+  int16_t *hq, *attnq, *actq; /* the products' inputs: [B][qkv.k], [B][out.k], [B][down.k] int16, or
+                                 (int4 projections) the same bytes as int8 [B][2 k] */
+  float *xg;     /* [3][xg_slot]: an int4 projection's group sums of its inputs (hq, attnq, actq) */
+  long xg_slot;  /* B * (the widest projection input / 32) */
 } gf_layer;
 
 static void norm_row(const gf_layer *L, const float *x, const float *w, const float *b, float *out) {
@@ -65,19 +72,41 @@ static void norm_row(const gf_layer *L, const float *x, const float *w, const fl
   }
 }
 
-/* norm of each row of x, as the int16 rows the next GEMV takes */
+/* Row m (width K) of a projection's input in the form its product takes: int16 of width lin->k
+ * (zero padding), or int4_gemv.c's int8 layout and group sums (K == lin->k). */
+static void prepare_row(const gf_linear *lin, const float *x, long K, long m, int16_t *xq, float *xs, float *xg) {
+  if (lin->bits == 4)
+    int4_prepare_rows(x, 1, K, lin->group, (int8_t *)xq + m * 2 * lin->k, xs + m, xg + m * (lin->k / lin->group));
+  else
+    quantize_rows(x, 1, K, lin->k, xq + m * lin->k, xs + m);
+}
+
+/* The team's share of lin's product of B prepared rows into y; int4's rows are split otherwise
+ * than the int8 GEMV's blocks, so it waits for the whole product (add_residual relies on the split). */
+static void product_of(const gf_linear *lin, const int16_t *xq, const float *xs, const float *xg, long B, float *y) {
+  if (lin->bits == 4) {
+    int4_team((const int8_t *)xq, xs, xg, B, (const uint8_t *)lin->w, lin->scale2, lin->minimum, lin->bias, y,
+              lin->n, lin->k, lin->group);
+#pragma omp barrier
+  } else {
+    gemv_team(xq, xs, B, lin->w, lin->scale, lin->bias, y, lin->n, lin->k);
+  }
+}
+
+/* norm of each row of x, as the rows the next product takes */
 static void norm_rows(const gf_layer *L, const float *x, const float *w, const float *b) {
 #pragma omp for schedule(static)
   for (long m = 0; m < L->B; m++) {
     norm_row(L, x + m * L->D, w, b, L->h + m * L->D);
-    quantize_rows(L->h + m * L->D, 1, L->D, L->qkv.k, L->hq + m * L->qkv.k, L->xs + m);
+    prepare_row(&L->qkv, L->h + m * L->D, L->D, m, L->hq, L->xs, L->xg);
   }
 }
 
-/* rows of width K, ld apart, as int16 rows of width Kp (zero padding) */
-static void quantize_team(const float *x, long B, long K, long ld, long Kp, int16_t *xq, float *xs) {
+/* rows of width K, ld apart, as lin's input rows */
+static void prepare_team(const gf_linear *lin, const float *x, long B, long K, long ld, int16_t *xq, float *xs,
+                         float *xg) {
 #pragma omp for schedule(static)
-  for (long m = 0; m < B; m++) quantize_rows(x + m * ld, 1, K, Kp, xq + m * Kp, xs + m);
+  for (long m = 0; m < B; m++) prepare_row(lin, x + m * ld, K, m, xq, xs, xg);
 }
 
 /* out = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x[half:], x[:half]] */
@@ -137,7 +166,7 @@ static void silu_mul(const float *gate, const float *up, float *out, long n) {
 /* x[m][n] += y[m][n] for n < D, over the row blocks this thread wrote in the GEMV before it */
 static void add_residual(const gf_layer *L, float *x, const float *y, long n_padded) {
 #pragma omp for schedule(static)
-  for (long blk = 0; blk < n_padded / ROWS; blk++)
+  for (long blk = 0; blk < (n_padded + ROWS - 1) / ROWS; blk++)
     for (long m = 0; m < L->B; m++)
       for (long n = blk * ROWS; n < blk * ROWS + ROWS && n < L->D; n++) x[m * L->D + n] += y[m * n_padded + n];
 }
@@ -175,15 +204,16 @@ static void attention(const gf_layer *L) {
 /* The calling team runs one layer over x: [B][D], updated in place. */
 static void layer_team(const gf_layer *L, float *x) {
   const long B = L->B, F = L->F, slices = (F + 255) / 256;
+  float *xg_attn = L->xg + L->xg_slot, *xg_act = L->xg + 2 * L->xg_slot;
   norm_rows(L, x, L->norm1_w, L->norm1_b);
-  gemv_team(L->hq, L->xs, B, L->qkv.w, L->qkv.scale, L->qkv.bias, L->qkv_y, L->qkv.n, L->qkv.k);
+  product_of(&L->qkv, L->hq, L->xs, L->xg, B, L->qkv_y);
 #pragma omp barrier
   attention(L);
-  quantize_team(L->attn, B, L->H * L->hd, L->out.k, L->out.k, L->attnq, L->xs + B);
-  gemv_team(L->attnq, L->xs + B, B, L->out.w, L->out.scale, L->out.bias, L->proj, L->out.n, L->out.k);
+  prepare_team(&L->out, L->attn, B, L->H * L->hd, L->out.k, L->attnq, L->xs + B, xg_attn);
+  product_of(&L->out, L->attnq, L->xs + B, xg_attn, B, L->proj);
   add_residual(L, x, L->proj, L->out.n);
   norm_rows(L, x, L->norm2_w, L->norm2_b);
-  gemv_team(L->hq, L->xs, B, L->up.w, L->up.scale, L->up.bias, L->up_y, L->up.n, L->up.k);
+  product_of(&L->up, L->hq, L->xs, L->xg, B, L->up_y);
 #pragma omp barrier
   /* the activation in slices of 256 columns per task */
 #pragma omp for schedule(static)
@@ -195,8 +225,8 @@ static void layer_team(const gf_layer *L, float *x) {
     else
       gelu_tanh(u, L->act + m * L->down.k + j, n);
   }
-  quantize_team(L->act, B, F, L->down.k, L->down.k, L->actq, L->xs + 2 * B);
-  gemv_team(L->actq, L->xs + 2 * B, B, L->down.w, L->down.scale, L->down.bias, L->proj, L->down.n, L->down.k);
+  prepare_team(&L->down, L->act, B, F, L->down.k, L->actq, L->xs + 2 * B, xg_act);
+  product_of(&L->down, L->actq, L->xs + 2 * B, xg_act, B, L->proj);
   add_residual(L, x, L->proj, L->down.n);
 }
 

@@ -1,7 +1,7 @@
-"""A decode step's whole layer stack as one operator (``decode_layer.c``), for int8 weights.
+"""A decode step's whole layer stack as one operator (``decode_layer.c``), for int8 or int4 weights.
 
 Per layer: norm, fused qkv projection, RoPE, KV-cache write, attention, output projection, MLP and
-both residuals, over genfast's int8 GEMV and decode attention; all layers in one OpenMP region,
+both residuals, over genfast's int8 / int4 GEMVs and decode attention; all layers in one OpenMP region,
 so the threads go from one projection to the next without returning to Python or to a graph's
 wrapper. Each layer's weights are checked and registered once (a plan), so a step passes only ids.
 """
@@ -30,11 +30,12 @@ def _variant(shape) -> int | None:
 
 
 def _packed(linear: torch.nn.Module) -> list | None:
-    """(packed, scale, bias) of an int8 weight-only layer held in the GEMV's layout, else None."""
-    packed = getattr(linear, "gemv_weight", None)
-    if packed is None:
-        return None
-    return [packed, linear.gemv_scale, linear.gemv_bias]
+    """(packed, scale, bias) of a weight-only layer held in genfast's int8 or int4 kernel layout, else None."""
+    if getattr(linear, "gemv_weight", None) is not None:
+        return [linear.gemv_weight, linear.gemv_scale, linear.gemv_bias]
+    if getattr(linear, "kernel_packed", None) is not None:
+        return [linear.kernel_packed, linear.kernel_groups, linear.kernel_bias]
+    return None
 
 
 def _norm(norm: torch.nn.Module, kind: str) -> tuple[list, float] | None:
@@ -51,7 +52,8 @@ def _norm(norm: torch.nn.Module, kind: str) -> tuple[list, float] | None:
 
 def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     """The weights and settings of ``block`` (a runtime.decoder.Block) as the operator takes them,
-    or None where it cannot run it: every projection int8 weight-only in the GEMV's layout, norms it knows."""
+    or None where it cannot run it: every projection int8 or int4 weight-only in genfast's kernel layouts
+    (qkv and up alike: they share an input), norms it knows."""
     s = block.shape
     variant = _variant(s)
     if (variant is None or s.parallel_residual or block.q_norm is not None or block.windowed
@@ -60,6 +62,9 @@ def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     projections = [_packed(layer) for layer in (block.qkv, block.out, block.up, block.down)]
     norms = [_norm(n, s.norm) for n in (block.norm1, block.norm2)]
     if None in projections or None in norms or norms[0][1] != norms[1][1] or s.head_dim > MAX_HEAD_DIM:
+        return None
+    if (projections[0][0].dtype, getattr(block.qkv, "group_size", None)) != (
+            projections[2][0].dtype, getattr(block.up, "group_size", None)):
         return None
     (norm1, eps), (norm2, _) = norms
     qkv, out, up, down = projections

@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "int8_gemv.c"
+#include "int4_gemv.c"
 #include "decode_attention.c"
 #include "decode_layer.c"
 #include "fp32_gemv.c"
@@ -66,6 +67,33 @@ at::Tensor int8_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Te
   return y;
 }
 
+// x (rows, in) fp32 times int4 weights in int4_gemv.c's layout (packed [pairs][in / 32][32] uint8,
+// scale2 [pairs][groups][2] bf16, minimum [2 * pairs][groups] bf16, bias [2 * pairs] fp32) -> (rows, 2 * pairs).
+at::Tensor int4_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale2, const at::Tensor& minimum,
+                     const c10::optional<at::Tensor>& bias, int64_t group_size) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && packed.scalar_type() == at::kByte && packed.dim() == 3 &&
+                  packed.size(2) == I4_BLOCK && packed.is_contiguous(),
+              "genfast::int4_gemv wants fp32 (rows, in) activations and int4 weights packed by genfast");
+  const int64_t pairs = packed.size(0), k = packed.size(1) * I4_BLOCK, groups = k / group_size;
+  TORCH_CHECK(group_size % I4_BLOCK == 0 && k % group_size == 0 && x.size(1) == k &&
+                  scale2.scalar_type() == at::kBFloat16 && scale2.is_contiguous() && scale2.numel() == pairs * groups * 2 &&
+                  minimum.scalar_type() == at::kBFloat16 && minimum.is_contiguous() &&
+                  minimum.numel() == 2 * pairs * groups && (!bias.has_value() || bias->numel() == 2 * pairs),
+              "genfast::int4_gemv: weights, scales, minimums and bias do not match the packed layout");
+  const at::Tensor xc = x.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor xd = at::empty({rows, 2 * k}, x.options().dtype(at::kChar)), xs = at::empty({rows}, x.options());
+  at::Tensor xg = at::empty({rows, groups}, x.options());
+  int4_prepare_rows(xc.data_ptr<float>(), rows, k, group_size, xd.data_ptr<int8_t>(), xs.data_ptr<float>(),
+                    xg.data_ptr<float>());
+  at::Tensor y = at::empty({rows, 2 * pairs}, x.options());
+  genfast_int4_gemv(xd.data_ptr<int8_t>(), xs.data_ptr<float>(), xg.data_ptr<float>(), rows, packed.data_ptr<uint8_t>(),
+                    reinterpret_cast<const uint16_t*>(scale2.data_ptr<at::BFloat16>()),
+                    reinterpret_cast<const uint16_t*>(minimum.data_ptr<at::BFloat16>()), data_or_null(bias), y.data_ptr<float>(),
+                    2 * pairs, k, group_size, at::get_num_threads());
+  return y;
+}
+
 // q (batch, heads, 1, dim) over the first lengths[b] slots of cache rows (batch, kv_heads, max_len, dim).
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& lengths) {
   TORCH_CHECK(q.scalar_type() == at::kFloat && k.strides() == v.strides() && k.stride(3) == 1,
@@ -86,15 +114,36 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
+// A projection's (packed, scale, bias?): int8 (int8_gemv.c's layout, fp32 scale) or int4 (int4_gemv.c's
+// nibbles [pairs][k / 32][32] uint8; scale = its bf16 group scales [pairs][groups][2] followed by its
+// minimums [2 * pairs][groups], one tensor).
 gf_linear linear_of(const c10::List<c10::optional<at::Tensor>>& w, size_t at) {
   const c10::optional<at::Tensor> packed = w.get(at), scale = w.get(at + 1), bias = w.get(at + 2);
-  TORCH_CHECK(packed.has_value() && scale.has_value() && packed->scalar_type() == at::kChar && packed->dim() == 2 &&
-                  packed->is_contiguous() && packed->size(0) % ROWS == 0 && packed->size(1) % CHUNK == 0 &&
-                  scale->is_contiguous() && scale->scalar_type() == at::kFloat && scale->numel() == packed->size(0) &&
-                  (!bias.has_value() || (bias->numel() == packed->size(0) && bias->is_contiguous() &&
-                                         bias->scalar_type() == at::kFloat)),
-              "genfast::layer_plan: projection ", at / 3, " is not a packed int8 layer");
-  return {packed->data_ptr<int8_t>(), scale->data_ptr<float>(), data_or_null(bias), packed->size(0), packed->size(1)};
+  TORCH_CHECK(packed.has_value() && scale.has_value() && packed->is_contiguous() && scale->is_contiguous(),
+              "genfast::layer_plan: projection ", at / 3, " has no packed weights");
+  gf_linear lin = {};
+  if (packed->scalar_type() == at::kByte && packed->dim() == 3 && packed->size(2) == I4_BLOCK) {
+    lin.bits = 4, lin.n = 2 * packed->size(0), lin.k = packed->size(1) * I4_BLOCK;
+    const int64_t groups = scale->numel() / (2 * lin.n);
+    TORCH_CHECK(scale->scalar_type() == at::kBFloat16 && groups > 0 && scale->numel() == 2 * lin.n * groups &&
+                    lin.k % groups == 0 && (lin.k / groups) % I4_BLOCK == 0,
+                "genfast::layer_plan: projection ", at / 3, "'s int4 scales do not match its weights");
+    lin.group = lin.k / groups;
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(scale->data_ptr<at::BFloat16>());
+    lin.scale2 = s, lin.minimum = s + lin.n * groups;
+    lin.w = reinterpret_cast<const int8_t*>(packed->data_ptr<uint8_t>());
+  } else {
+    TORCH_CHECK(packed->scalar_type() == at::kChar && packed->dim() == 2 && packed->size(0) % ROWS == 0 &&
+                    packed->size(1) % CHUNK == 0 && scale->scalar_type() == at::kFloat &&
+                    scale->numel() == packed->size(0),
+                "genfast::layer_plan: projection ", at / 3, " is not a packed int8 or int4 layer");
+    lin.bits = 8, lin.n = packed->size(0), lin.k = packed->size(1);
+    lin.w = packed->data_ptr<int8_t>(), lin.scale = scale->data_ptr<float>();
+  }
+  TORCH_CHECK(!bias.has_value() || (bias->numel() == lin.n && bias->is_contiguous() && bias->scalar_type() == at::kFloat),
+              "genfast::layer_plan: projection ", at / 3, "'s bias does not match its weights");
+  lin.bias = data_or_null(bias);
+  return lin;
 }
 
 // x (rows <= FP32_MAX_ROWS, in) fp32 times weight (out, in) fp32, row-major -> (rows, out).
@@ -133,6 +182,8 @@ int64_t layer_plan(const c10::List<c10::optional<at::Tensor>>& weights, int64_t 
   L.H = heads, L.KVH = kv_heads, L.hd = head_dim, L.F = mlp_width, L.eps = static_cast<float>(eps);
   L.qkv = linear_of(weights, 2), L.out = linear_of(weights, 5), L.up = linear_of(weights, 10);
   L.down = linear_of(weights, 13);
+  TORCH_CHECK(L.qkv.bits == L.up.bits && L.qkv.group == L.up.group,
+              "genfast::layer_plan: the qkv and up projections share their input, so their formats must match");
   for (size_t i : {0, 8})
     TORCH_CHECK(weights.get(i).has_value() && weights.get(i)->scalar_type() == at::kFloat &&
                     weights.get(i)->is_contiguous() && weights.get(i)->numel() == weights.get(0)->numel(),
@@ -203,7 +254,10 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
     for (const gf_layer& L : layers)
       TORCH_CHECK(L.positions[b] >= 0 && L.positions[b] < L.max_len, "genfast::decode_layers: position ",
                   L.positions[b], " outside 0..", L.max_len - 1);
-  int64_t total = 3 * B, qtotal = 0;
+  int64_t widest = 0;  // an int4 projection's group sums: at most one per 32 input columns
+  for (const gf_layer& L : layers) widest = std::max({widest, L.qkv.k, L.out.k, L.down.k});
+  const int64_t xg_slot = B * (widest / I4_BLOCK + 1);
+  int64_t total = 3 * B + 3 * xg_slot, qtotal = 0;
   for (int64_t size : sizes) total += size;
   for (int64_t size : qsizes) qtotal += size;
   at::Tensor scratch = at::empty({total}, x.options()), qscratch = at::empty({qtotal}, x.options().dtype(at::kShort));
@@ -214,7 +268,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
   int16_t* q = qscratch.data_ptr<int16_t>();
   for (gf_layer& L : layers) {
     L.h = starts[0], L.qkv_y = starts[1], L.attn = starts[2], L.proj = starts[3], L.up_y = starts[4],
-    L.act = starts[5], L.scores = starts[6], L.xs = starts[7];
+    L.act = starts[5], L.scores = starts[6], L.xs = starts[7], L.xg = starts[7] + 3 * B, L.xg_slot = xg_slot;
     L.hq = q, L.attnq = q + qsizes[0], L.actq = q + qsizes[0] + qsizes[1];
   }
   at::Tensor out = x.contiguous().clone();
@@ -226,6 +280,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
 
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
+  m.def("int4_gemv(Tensor x, Tensor packed, Tensor scale2, Tensor minimum, Tensor? bias, int group_size) -> Tensor");
   m.def("int8_gemm(Tensor x, Tensor packed, Tensor scale, Tensor wsum, Tensor? bias) -> Tensor");
   m.def("fp32_gemv(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
@@ -240,6 +295,7 @@ TORCH_LIBRARY(genfast, m) {
 TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
   m.impl("int8_gemm", &int8_gemm);
+  m.impl("int4_gemv", &int4_gemv);
   m.impl("fp32_gemv", &fp32_gemv);
   m.impl("decode_attention", &decode_attention);
   m.impl("decode_layers", &decode_layers);

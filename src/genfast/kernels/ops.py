@@ -99,6 +99,10 @@ def _register_fakes() -> None:
     def _(x, packed, scale, wsum, bias):
         return x.new_empty(x.shape[0], scale.shape[0])
 
+    @torch.library.register_fake("genfast::int4_gemv")
+    def _(x, packed, scale2, minimum, bias, group_size):
+        return x.new_empty(x.shape[0], 2 * packed.shape[0])
+
     @torch.library.register_fake("genfast::fp32_gemv")
     def _(x, weight, bias):
         return x.new_empty(x.shape[0], weight.shape[0])

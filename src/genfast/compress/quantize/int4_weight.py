@@ -1,10 +1,11 @@
 """Weight-only int4: asymmetric groups of ``group_size`` input channels, float activations.
 
-Stored as two 4-bit values per byte (low nibble = even column) with one fp32 scale and minimum
-per group: ``w ~= q * scale + minimum``, q in [0, 15]. The CPU kernel is PyTorch's own
-``_weight_int4pack_mm_for_cpu`` fed bf16 activations (its fast path); it wants
-``out_features`` in multiples of 16, so the packed matrix is padded with zero rows and the
-output sliced. Elsewhere the layer dequantizes and multiplies: correct, not fast.
+Stored as two 4-bit values per byte (low nibble = even column) with one scale and minimum per
+group (bf16-exact, kept as fp32): ``w ~= q * scale + minimum``, q in [0, 15]. On a CPU with
+AVX512-VNNI genfast's kernel (``kernels.int4_gemv``: int8 activations, exact group sums) runs over
+its own layout; elsewhere on CPU PyTorch's ``_weight_int4pack_mm_for_cpu`` fed bf16 activations
+(it wants ``out_features`` in multiples of 16, so that matrix is padded with zero rows and the
+output sliced); on other devices the layer dequantizes and multiplies: correct, not fast.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from genfast.compress.api import register
 from genfast.compress.quantize.layers import QuantizedLinear, bias_of, concat_bias, dense_weight, swap_layers
 from genfast.errors import ConfigError
+from genfast.kernels import int4_gemv
 
 GROUP_SIZES = (32, 64, 128, 256)
 KERNEL_DTYPE = torch.bfloat16
@@ -40,8 +42,11 @@ def quantize_groups(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor
     """(out, in) float -> packed uint8 (out, in / 2), scale and minimum (out, in / group_size)."""
     out_features, in_features = weight.shape
     groups = weight.float().reshape(out_features, in_features // group_size, group_size)
-    low, high = groups.amin(-1), groups.amax(-1)
-    scale = ((high - low) / 15).clamp(min=1e-12)
+    high = groups.amax(-1)
+    # bf16-exact scales and minimums, so genfast's kernel holds them in 2 bytes without rounding
+    # (rounded to nearest they move the top of a group by under 1/500 of a step: still within 15)
+    low = groups.amin(-1).bfloat16().float()
+    scale = ((high - low) / 15).clamp(min=1e-12).bfloat16().float()
     q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15).to(torch.uint8)
     q = q.reshape(out_features, in_features)
     return q[:, 0::2] | (q[:, 1::2] << 4), scale, low
@@ -54,7 +59,12 @@ def unpack(packed: torch.Tensor) -> torch.Tensor:
 
 
 class Int4WeightOnlyLinear(QuantizedLinear):
-    """y = x @ (q * scale + minimum).T + bias, per group of input channels."""
+    """y = x @ (q * scale + minimum).T + bias, per group of input channels.
+
+    Where genfast's int4 kernel runs (a CPU with AVX512-VNNI) the weights are held once, in its
+    layout, scales and minimums in bf16 (the quantizer makes them bf16-exact): the saved form is
+    rebuilt for ``state_dict()``. Elsewhere on CPU PyTorch's ``_weight_int4pack_mm_for_cpu`` runs.
+    """
 
     def __init__(self, packed: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor,
                  bias: torch.Tensor | None, group_size: int) -> None:
@@ -82,11 +92,28 @@ class Int4WeightOnlyLinear(QuantizedLinear):
     @classmethod
     def concat(cls, parts: list[Int4WeightOnlyLinear]) -> Int4WeightOnlyLinear:
         """One layer computing ``parts``' outputs side by side (fused projections)."""
-        return cls(torch.cat([p.qweight for p in parts]), torch.cat([p.scale for p in parts]),
-                   torch.cat([p.minimum for p in parts]), concat_bias(parts), parts[0].group_size)
+        stored = [p.stored() for p in parts]
+        return cls(*(torch.cat([s[i] for s in stored]) for i in range(3)), concat_bias(parts), parts[0].group_size)
+
+    def stored(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The saved form: packed nibbles (out, in / 2), scale and minimum (out, groups) fp32."""
+        if self.qweight is not None:
+            return self.qweight, self.scale, self.minimum
+        q = int4_gemv.unpack(self.kernel_packed, self.out_features)
+        scale2, minimum = int4_gemv.split_groups(self.kernel_groups, self.kernel_packed)
+        return (q[:, 0::2] | (q[:, 1::2] << 4), int4_gemv.unpair_scales(scale2, self.out_features),
+                minimum[:self.out_features].float())
 
     def _derive(self) -> None:
+        for name in ("kernel_packed", "kernel_weight"):  # which of the two kernels' forms, if any
+            self.register_buffer(name, None, persistent=False)
         if self.qweight.device.type != "cpu":
+            return
+        if int4_gemv.fast() and int4_gemv.available() and self.in_features % int4_gemv.BLOCK == 0:
+            self.register_buffer("kernel_packed", int4_gemv.pack(unpack(self.qweight)), persistent=False)
+            self.register_buffer("kernel_groups", int4_gemv.group_tensor(self.scale, self.minimum), persistent=False)
+            self.register_buffer("kernel_bias", int4_gemv.pad_rows(self.bias), persistent=False)
+            self.qweight = self.scale = self.minimum = None  # held once (None buffers: out of state_dict and .to())
             return
         pad = -self.out_features % _ROW_MULTIPLE
         q = F.pad(unpack(self.qweight), (0, 0, 0, pad))
@@ -96,13 +123,34 @@ class Int4WeightOnlyLinear(QuantizedLinear):
         self.register_buffer("kernel_weight", torch._convert_weight_to_int4pack_for_cpu(q, 1), persistent=False)
         self.register_buffer("kernel_scales_zeros", scales_zeros, persistent=False)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.qweight is None:
+            for name, tensor in zip(("qweight", "scale", "minimum"), self.stored()):
+                destination[prefix + name] = tensor
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if self.qweight is None:  # slots for the saved form; _derive() packs it and lets it go again
+            device, groups = self.kernel_packed.device, self.in_features // self.group_size
+            self.qweight = torch.empty(self.out_features, self.in_features // 2, dtype=torch.uint8, device=device)
+            self.scale = torch.empty(self.out_features, groups, device=device)
+            self.minimum = torch.empty(self.out_features, groups, device=device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def dequantized(self) -> torch.Tensor:
-        q = unpack(self.qweight).float().reshape(self.out_features, -1, self.group_size)
-        w = q * self.scale[..., None] + self.minimum[..., None]
+        packed, scale, minimum = self.stored()
+        q = unpack(packed).float().reshape(self.out_features, -1, self.group_size)
+        w = q * scale[..., None] + minimum[..., None]
         return w.reshape(self.out_features, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and hasattr(self, "kernel_weight"):
+        if self.kernel_packed is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+            rows = x.numel() // self.in_features
+            y = int4_gemv.int4_gemv(x.reshape(rows, self.in_features), self.kernel_packed,
+                                    *int4_gemv.split_groups(self.kernel_groups, self.kernel_packed), self.kernel_bias,
+                                    self.group_size, self.out_features)
+            return y.reshape(*x.shape[:-1], self.out_features)
+        if x.device.type == "cpu" and self.kernel_weight is not None:
             flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
             y = torch._weight_int4pack_mm_for_cpu(flat, self.kernel_weight, self.group_size, self.kernel_scales_zeros)
             y = y[:, :self.out_features].to(x.dtype).reshape(*x.shape[:-1], self.out_features)

@@ -1,0 +1,46 @@
+"""What every engine runner shares (standard library only: each runs in its own peer's venv).
+
+A runner prints one JSON line: the engine's TTFT and decode rate over the runs, and its peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+
+
+def prompt_ids(length: int, vocab: int, seed: int = 0) -> list[int]:
+    """The same prompt for every engine: ``length`` token ids drawn with ``seed``, avoiding the first 4."""
+    rng = random.Random(seed)
+    return [rng.randrange(4, min(vocab, 50000)) for _ in range(length)]
+
+
+def token_times(tokens) -> list[float]:
+    """The moment each item of an iterable of new tokens arrived."""
+    return [time.perf_counter() for _ in tokens]
+
+
+def measure(run, runs: int, new_tokens: int) -> dict:
+    """``run()`` generates once and returns the moment each new token arrived; one warm-up, then
+    ``runs`` timed runs: TTFT = first token - start, decode rate over the tokens after it."""
+    ttfts, rates = [], []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        times = run()
+        if len(times) != new_tokens:
+            raise SystemExit(f"the engine generated {len(times)} tokens, not {new_tokens}")
+        if i:
+            ttfts.append(times[0] - start)
+            rates.append((len(times) - 1) / (times[-1] - times[0]))
+    return {"ttft_s": statistics.median(ttfts), "decode_tok_s": statistics.median(rates),
+            "ttft_runs_s": ttfts, "decode_runs_tok_s": rates,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def emit(result: dict) -> None:
+    print(json.dumps(result))
+    sys.stdout.flush()

@@ -1,0 +1,217 @@
+"""genfast beside llama.cpp, CTranslate2, optimum-intel (OpenVINO) and optimum-onnx (ONNX Runtime), one workload.
+
+    bash benchmarks/peers/setup.sh          # once: each peer in its own venv (PEERS_DIR)
+    python benchmarks/peers/run.py          # genfast's venv; --rounds, --engines to narrow
+
+A GPT-2-small-shaped model with random weights (seeded; 124 M parameters, vocabulary 50257) is
+saved once as a Hugging Face directory and converted by each peer's own tool (CTranslate2's
+converter, llama.cpp's convert_hf_to_gguf + llama-quantize, optimum-cli export). Workload: a
+128-token prompt, 128 new tokens, greedy, batch 1, 2 threads, each engine in its own process:
+one warm-up and RUNS timed runs per process (median per round), rounds interleaved (every engine
+once per round) with a memory-bandwidth probe before each round. llama.cpp is timed by its own
+llama-bench (prompt processing and generation measured apart: TTFT = 128 / its prompt rate).
+Never run in CI: it needs the peers installed and takes 15-30 minutes.
+Writes benchmarks/results/peers.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from _results import markdown_table, write_results  # noqa: E402
+
+PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache/genfast/peers"))
+MODELS = PEERS / "models" / "gpt2-small-random"
+PROMPT, NEW, RUNS, THREADS = 128, 128, 5, 2
+LLAMA_BIN = PEERS / "llama.cpp" / "build" / "bin"
+
+
+def peer_python(venv: str) -> str:
+    return str(PEERS / venv / "bin" / "python")
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
+
+
+def padded_tokenizer(vocab_size: int):
+    """genfast's small test tokenizer with unreachable entries up to ``vocab_size`` (CTranslate2's
+    converter wants the tokenizer's vocabulary as large as the model's)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from genfast.models.tiny import tiny_tokenizer
+
+    small = tiny_tokenizer()
+    spec = json.loads(small.backend_tokenizer.to_str())
+    vocab = spec["model"]["vocab"]
+    vocab.update({f"<unused{i}>": i for i in range(len(vocab), vocab_size)})
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+                                   bos_token=small.bos_token, eos_token=small.eos_token)
+
+
+def build_models() -> None:
+    """The HF directory, genfast's artifacts and every peer's conversion (each once; kept in PEERS_DIR)."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    import genfast
+    from genfast.compress import compress_, recipe_of
+    from genfast.compress.quantize import Int4WeightOnly, Int8WeightOnly
+    from genfast.compress.recipe import Recipe
+    hf = MODELS / "hf"
+    config = GPT2Config(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024,
+                        bos_token_id=0, eos_token_id=0)
+    for name, step in (("hf", None), ("genfast-int8", Int8WeightOnly()), ("genfast-int4", Int4WeightOnly(32))):
+        if (MODELS / name / "config.json").exists():
+            continue
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config).eval()
+        handle = genfast.from_model(model, padded_tokenizer(config.vocab_size))
+        if step is not None:
+            compress_(handle, step)
+        genfast.save(handle, MODELS / name, Recipe(steps=recipe_of(model), backend="torch", precision="fp32"))
+        # the peers' venvs have transformers 4, which does not know transformers 5's tokenizer class name
+        tokenizer_config = MODELS / name / "tokenizer_config.json"
+        settings = json.loads(tokenizer_config.read_text())
+        tokenizer_config.write_text(json.dumps({**settings, "tokenizer_class": "PreTrainedTokenizerFast"}))
+        model_config = MODELS / name / "config.json"  # llama.cpp's converter reads GPT-2's old n_ctx
+        model_config.write_text(json.dumps({**json.loads(model_config.read_text()), "n_ctx": config.n_positions}))
+    conversions = {
+        "ct2": [str(PEERS / "ctranslate2/bin/ct2-transformers-converter"), "--model", str(hf),
+                "--output_dir", str(MODELS / "ct2")],
+        "gguf-f32/model.gguf": [peer_python("llama-convert"), str(HERE / "llama_convert.py"),
+                                str(PEERS / "llama.cpp/src"), str(hf), str(MODELS / "gguf-f32/model.gguf")],
+        "gguf-q8_0/model.gguf": [str(LLAMA_BIN / "llama-quantize"), str(MODELS / "gguf-f32/model.gguf"),
+                                 str(MODELS / "gguf-q8_0/model.gguf"), "Q8_0"],
+        "gguf-q4_0/model.gguf": [str(LLAMA_BIN / "llama-quantize"), str(MODELS / "gguf-f32/model.gguf"),
+                                 str(MODELS / "gguf-q4_0/model.gguf"), "Q4_0"],
+        "ov-int8": [str(PEERS / "optimum-intel/bin/optimum-cli"), "export", "openvino", "--model", str(hf),
+                    "--task", "text-generation-with-past", "--weight-format", "int8", str(MODELS / "ov-int8")],
+        "ov-int4": [str(PEERS / "optimum-intel/bin/optimum-cli"), "export", "openvino", "--model", str(hf),
+                    "--task", "text-generation-with-past", "--weight-format", "int4", "--group-size", "32",
+                    "--ratio", "1.0", str(MODELS / "ov-int4")],
+        "ort-fp32": [str(PEERS / "optimum-onnx/bin/optimum-cli"), "export", "onnx", "--model", str(hf),
+                     "--task", "text-generation-with-past", str(MODELS / "ort-fp32")],
+    }
+    for target, cmd in conversions.items():
+        path = MODELS / target
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"converting: {target}", flush=True)
+        run(cmd)
+
+
+def engines() -> dict[str, list[str] | tuple]:
+    """name -> the command that prints one JSON result (or ("llama-bench", gguf) for llama.cpp)."""
+    g = [sys.executable, str(HERE / "engines/genfast_run.py")]
+    tail = [str(PROMPT), str(NEW), str(RUNS), str(THREADS)]
+    ct2 = [peer_python("ctranslate2"), str(HERE / "engines/ctranslate2_run.py"), str(MODELS / "ct2")]
+    ov = [peer_python("optimum-intel"), str(HERE / "engines/optimum_run.py"), "openvino"]
+    return {
+        "genfast torch fp32": [*g, str(MODELS / "hf"), "torch", "fp32", *tail],
+        "genfast torch int8-weight": [*g, str(MODELS / "genfast-int8"), "torch", "fp32", *tail],
+        "genfast torch int4-weight (g32)": [*g, str(MODELS / "genfast-int4"), "torch", "fp32", *tail],
+        "CTranslate2 int8": [*ct2, "int8", *tail],
+        "CTranslate2 fp32": [*ct2, "float32", *tail],
+        "llama.cpp F32": ("llama-bench", MODELS / "gguf-f32/model.gguf"),
+        "llama.cpp Q8_0": ("llama-bench", MODELS / "gguf-q8_0/model.gguf"),
+        "llama.cpp Q4_0": ("llama-bench", MODELS / "gguf-q4_0/model.gguf"),
+        "optimum-intel OpenVINO int8": [*ov, str(MODELS / "ov-int8"), *tail],
+        "optimum-intel OpenVINO int4 (g32)": [*ov, str(MODELS / "ov-int4"), *tail],
+        "optimum-onnx ONNX Runtime fp32": [peer_python("optimum-onnx"), str(HERE / "engines/optimum_run.py"),
+                                           "onnxruntime", str(MODELS / "ort-fp32"), *tail],
+    }
+
+
+def llama_bench(gguf: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = run([str(LLAMA_BIN / "llama-bench"), "-m", str(gguf), "-p", str(PROMPT), "-n", str(NEW),
+               "-t", str(THREADS), "-r", str(RUNS), "-o", "json"],
+              env={**os.environ, "LD_LIBRARY_PATH": str(LLAMA_BIN)})
+    tests = json.loads(out.stdout)
+    prompt = next(t for t in tests if t["n_prompt"] == PROMPT and t["n_gen"] == 0)
+    gen = next(t for t in tests if t["n_gen"] == NEW and t["n_prompt"] == 0)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
+    return {"ttft_s": PROMPT / prompt["avg_ts"], "decode_tok_s": gen["avg_ts"],
+            "peak_rss_bytes": peak * 1024 if peak > before else None,
+            "version": f"llama.cpp {tests[0].get('build_commit', '')} (build {tests[0].get('build_number', '')})"}
+
+
+def measure_once(command) -> dict:
+    if isinstance(command, tuple):
+        return llama_bench(command[1])
+    out = run(command, cwd=HERE / "engines")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bandwidth_gbs() -> float:
+    from genfast.profiling.hardware import measure_read_bandwidth
+
+    return measure_read_bandwidth("cpu", size_mb=512, repeats=5) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--engines", nargs="*", help="a subset of the engine names (substring match)")
+    parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per engine process")
+    args = parser.parse_args()
+    global RUNS
+    RUNS = args.runs
+    import torch
+
+    torch.set_num_threads(THREADS)
+    build_models()
+    chosen = {n: c for n, c in engines().items() if not args.engines or any(s in n for s in args.engines)}
+    results: dict[str, list[dict]] = {name: [] for name in chosen}
+    probes = []
+    for r in range(args.rounds):
+        probes.append(bandwidth_gbs())
+        for name, command in chosen.items():
+            try:
+                results[name].append(measure_once(command))
+            except (subprocess.CalledProcessError, StopIteration, json.JSONDecodeError) as exc:
+                detail = getattr(exc, "stderr", "") or str(exc)
+                results[name].append({"error": detail.strip().splitlines()[-1][:300] if detail else repr(exc)})
+            print(f"round {r + 1} {name}: {results[name][-1]}", flush=True)
+    probes.append(bandwidth_gbs())
+    write(results, probes, args.rounds)
+
+
+def write(results: dict, probes: list[float], rounds: int) -> None:
+    def spread(values: list[float], fmt: str) -> str:
+        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+    rows = []
+    for name, runs in results.items():
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            rows.append([name, "failed: " + runs[-1]["error"], "", "", ""])
+            continue
+        rss = [r["peak_rss_bytes"] / 2**20 for r in ok if r.get("peak_rss_bytes")]
+        rows.append([name, spread([r["decode_tok_s"] for r in ok], "{:.1f}"),
+                     spread([r["ttft_s"] * 1e3 for r in ok], "{:.0f}"),
+                     f"{max(rss):.0f}" if rss else "-", ok[0].get("version", "")])
+    table = markdown_table(["engine", "decode tok/s", "TTFT ms", "peak RSS MiB", "version"], rows)
+    caption = (f"GPT-2-small shape (random weights), {PROMPT}-token prompt, {NEW} new tokens, greedy, batch 1, "
+               f"{THREADS} threads, {platform.processor() or platform.machine()}; median (min-max) over {rounds} "
+               f"interleaved rounds, each round an engine's median of {RUNS} runs after a warm-up, in its own "
+               f"process. Memory read bandwidth probed before each round and after the last: "
+               f"{', '.join(f'{p:.0f}' for p in probes)} GB/s. `python benchmarks/peers/run.py`.")
+    write_results("peers", {"results": results, "bandwidth_gbs": probes}, caption, table)
+
+
+if __name__ == "__main__":
+    main()
