@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -56,8 +55,8 @@ def padded_tokenizer(vocab_size: int):
     spec = json.loads(small.backend_tokenizer.to_str())
     vocab = spec["model"]["vocab"]
     vocab.update({f"<unused{i}>": i for i in range(len(vocab), vocab_size)})
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-                                   bos_token=small.bos_token, eos_token=small.eos_token)
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), bos_token=small.bos_token,
+                                   eos_token=small.eos_token, unk_token=f"<unused{vocab_size - 1}>")
 
 
 def build_models() -> None:
@@ -113,8 +112,8 @@ def build_models() -> None:
         run(cmd)
 
 
-def engines() -> dict[str, list[str] | tuple]:
-    """name -> the command that prints one JSON result (or ("llama-bench", gguf) for llama.cpp)."""
+def engines() -> dict[str, list[str]]:
+    """name -> the command that prints one JSON result."""
     g = [sys.executable, str(HERE / "engines/genfast_run.py")]
     tail = [str(PROMPT), str(NEW), str(RUNS), str(THREADS)]
     ct2 = [peer_python("ctranslate2"), str(HERE / "engines/ctranslate2_run.py"), str(MODELS / "ct2")]
@@ -125,9 +124,9 @@ def engines() -> dict[str, list[str] | tuple]:
         "genfast torch int4-weight (g32)": [*g, str(MODELS / "genfast-int4"), "torch", "fp32", *tail],
         "CTranslate2 int8": [*ct2, "int8", *tail],
         "CTranslate2 fp32": [*ct2, "float32", *tail],
-        "llama.cpp F32": ("llama-bench", MODELS / "gguf-f32/model.gguf"),
-        "llama.cpp Q8_0": ("llama-bench", MODELS / "gguf-q8_0/model.gguf"),
-        "llama.cpp Q4_0": ("llama-bench", MODELS / "gguf-q4_0/model.gguf"),
+        **{f"llama.cpp {kind}": [sys.executable, str(HERE / "engines/llama_bench_run.py"), str(LLAMA_BIN),
+                                 str(MODELS / f"gguf-{kind.lower()}/model.gguf"), *tail]
+           for kind in ("F32", "Q8_0", "Q4_0")},
         "optimum-intel OpenVINO int8": [*ov, str(MODELS / "ov-int8"), *tail],
         "optimum-intel OpenVINO int4 (g32)": [*ov, str(MODELS / "ov-int4"), *tail],
         "optimum-onnx ONNX Runtime fp32": [peer_python("optimum-onnx"), str(HERE / "engines/optimum_run.py"),
@@ -135,23 +134,7 @@ def engines() -> dict[str, list[str] | tuple]:
     }
 
 
-def llama_bench(gguf: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = run([str(LLAMA_BIN / "llama-bench"), "-m", str(gguf), "-p", str(PROMPT), "-n", str(NEW),
-               "-t", str(THREADS), "-r", str(RUNS), "-o", "json"],
-              env={**os.environ, "LD_LIBRARY_PATH": str(LLAMA_BIN)})
-    tests = json.loads(out.stdout)
-    prompt = next(t for t in tests if t["n_prompt"] == PROMPT and t["n_gen"] == 0)
-    gen = next(t for t in tests if t["n_gen"] == NEW and t["n_prompt"] == 0)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    return {"ttft_s": PROMPT / prompt["avg_ts"], "decode_tok_s": gen["avg_ts"],
-            "peak_rss_bytes": peak * 1024 if peak > before else None,
-            "version": f"llama.cpp {tests[0].get('build_commit', '')} (build {tests[0].get('build_number', '')})"}
-
-
-def measure_once(command) -> dict:
-    if isinstance(command, tuple):
-        return llama_bench(command[1])
+def measure_once(command: list[str]) -> dict:
     out = run(command, cwd=HERE / "engines")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -163,12 +146,12 @@ def bandwidth_gbs() -> float:
 
 
 def main() -> None:
+    global RUNS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", nargs="*", help="a subset of the engine names (substring match)")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per engine process")
     args = parser.parse_args()
-    global RUNS
     RUNS = args.runs
     import torch
 

@@ -251,6 +251,9 @@ for n, k, group, rows in [(101, 64, 32, 5), (40, 768, 64, 2)]:  # int4: the port
     deq = (q.float().reshape(n, -1, group) * scale[..., None] + minimum[..., None]).reshape(n, k)
     step = x.abs().amax(-1, keepdim=True) / 127
     torch.testing.assert_close(y, torch.round(x / step) * step @ deq.T + b, rtol=1e-4, atol=1e-4)
+    bf16 = torch.ops.genfast.int4_dequantize(g4.pack(q), *g4.split_groups(g4.group_tensor(scale, minimum), g4.pack(q)),
+                                             group)
+    assert torch.equal(bf16[:n], deq.bfloat16())
 w, x = torch.randn(37, 130), torch.randn(3, 130)  # fp32: the portable dot and its tail
 torch.testing.assert_close(torch.ops.genfast.fp32_gemv(x, w, None), x @ w.T, rtol=1e-4, atol=1e-4)
 q, kc, vc = torch.randn(2, 4, 1, 24), torch.randn(2, 2, 10, 24), torch.randn(2, 2, 10, 24)
@@ -301,14 +304,20 @@ def _int4_layer(out_features: int, in_features: int, group: int, bias: bool = Tr
 @needs_compiler
 @pytest.mark.skipif(not int4_gemv.fast(), reason="genfast's int4 kernel runs on AVX512-VNNI CPUs")
 @pytest.mark.parametrize("out_features,in_features,group", [(96, 256, 32), (101, 64, 32), (7, 512, 128), (40, 768, 64)])
-@pytest.mark.parametrize("rows", [1, 3, 4, 6, 130])
+@pytest.mark.parametrize("rows", [1, 3, 4, 6, 31, 32, 130])
 def test_int4_kernel_equals_a_matmul_with_the_dequantized_weights(out_features, in_features, group, rows):
     layer = _int4_layer(out_features, in_features, group)
     assert layer.kernel_packed is not None and layer.qweight is None  # its own layout, held once
     x = torch.randn(rows, in_features)
     with torch.no_grad():
-        exact = F.linear(_uint8_rows(x), layer.dequantized(), layer.bias)  # int8 rows: the same 127 steps
-        torch.testing.assert_close(layer(x), exact, rtol=1e-5, atol=1e-5)
+        if rows < int4_gemv.PROMPT_ROWS:  # int8 rows: the same 127 steps, exact group sums
+            exact = F.linear(_uint8_rows(x), layer.dequantized(), layer.bias)
+            torch.testing.assert_close(layer(x), exact, rtol=1e-5, atol=1e-5)
+        else:  # a prompt: bf16 weights (dequantized exactly, rounded once) in a bf16 GEMM
+            weight = layer.dequantized().bfloat16()
+            exact = (x.bfloat16() @ weight.T).float() + layer.bias
+            torch.testing.assert_close(layer(x), exact, rtol=1e-2, atol=1e-2)
+            assert sqnr_db(F.linear(x, layer.dequantized(), layer.bias), layer(x)) > 40
 
 
 @needs_compiler

@@ -173,3 +173,48 @@ void genfast_int4_gemv(const int8_t *xd, const float *xs, const float *xg, long 
 #pragma omp parallel num_threads(threads)
   int4_team(xd, xs, xg, M, packed, scale2, minimum, bias, y, N, K, G);
 }
+
+/* For prompts: the weights as bf16 (out [N][K], N padded to 2), for a bf16 GEMM library kernel: at
+ * 128 rows it ran 3x faster than the product above, whose unpacking and per-group scaling are
+ * paid again for every 4 rows. w = q * scale + minimum, rounded once to bf16. */
+static inline uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  memcpy(&bits, &f, sizeof bits);
+  return (uint16_t)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16); /* round to nearest even */
+}
+
+void genfast_int4_dequantize(const uint8_t *packed, const uint16_t *scale2, const uint16_t *minimum, uint16_t *out,
+                             long N, long K, long G, int threads) {
+  const long pairs = N / 2, groups = K / G, blocks = K / I4_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long p = 0; p < pairs; p++)
+    for (long c = 0; c < blocks; c++) {
+      const uint8_t *w = packed + (p * blocks + c) * 32;
+      const long g = c * I4_BLOCK / G;
+      for (int r = 0; r < 2; r++) {
+        const long n = 2 * p + r;
+        const float s = bf16_to_float(scale2[(p * groups + g) * 2 + r]), m = bf16_to_float(minimum[n * groups + g]);
+        uint16_t *row = out + n * K + c * I4_BLOCK;
+#if defined(__AVX512VBMI2__) && defined(__AVX512BF16__) && defined(__AVX512VL__)
+        /* unpacked as in the product, then this row's 32 bytes (every other 4) compressed into column order */
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)w));
+        const __m512i q = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)),
+                                           _mm512_set1_epi8(0x0F));
+        const __m256i mine = _mm512_castsi512_si256(
+            _mm512_maskz_compress_epi8(r ? 0xF0F0F0F0F0F0F0F0ull : 0x0F0F0F0F0F0F0F0Full, q));
+        for (int half = 0; half < 2; half++) {
+          const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(half ? _mm256_extracti128_si256(mine, 1)
+                                                                          : _mm256_castsi256_si128(mine)));
+          const __m256bh b = _mm512_cvtneps_pbh(_mm512_fmadd_ps(f, _mm512_set1_ps(s), _mm512_set1_ps(m)));
+          _mm256_storeu_si256((__m256i *)(row + 16 * half), (__m256i)b);
+        }
+        continue;
+#endif
+        for (int j = 0; j < I4_BLOCK; j++) { /* register byte t of column j in row r (see the layout above) */
+          const int t = 8 * (j / 4) + 4 * r + j % 4;
+          const int q = t < 32 ? w[t] & 0x0F : w[t - 32] >> 4;
+          row[j] = float_to_bf16((float)q * s + m);
+        }
+      }
+    }
+}

@@ -94,6 +94,25 @@ at::Tensor int4_gemv(const at::Tensor& x, const at::Tensor& packed, const at::Te
   return y;
 }
 
+// The int4 weights of int4_gemv as a bf16 (2 * pairs, in) matrix (prompts: a bf16 GEMM multiplies them).
+at::Tensor int4_dequantize(const at::Tensor& packed, const at::Tensor& scale2, const at::Tensor& minimum,
+                           int64_t group_size) {
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.dim() == 3 && packed.size(2) == I4_BLOCK &&
+                  packed.is_contiguous() && scale2.scalar_type() == at::kBFloat16 && scale2.is_contiguous() &&
+                  minimum.scalar_type() == at::kBFloat16 && minimum.is_contiguous(),
+              "genfast::int4_dequantize wants int4 weights packed by genfast and bf16 scales");
+  const int64_t pairs = packed.size(0), k = packed.size(1) * I4_BLOCK;
+  TORCH_CHECK(group_size % I4_BLOCK == 0 && k % group_size == 0 && scale2.numel() == pairs * (k / group_size) * 2 &&
+                  minimum.numel() == 2 * pairs * (k / group_size),
+              "genfast::int4_dequantize: scales and minimums do not match the packed layout");
+  at::Tensor out = at::empty({2 * pairs, k}, packed.options().dtype(at::kBFloat16));
+  genfast_int4_dequantize(packed.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(scale2.data_ptr<at::BFloat16>()),
+                          reinterpret_cast<const uint16_t*>(minimum.data_ptr<at::BFloat16>()),
+                          reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()), 2 * pairs, k, group_size,
+                          at::get_num_threads());
+  return out;
+}
+
 // q (batch, heads, 1, dim) over the first lengths[b] slots of cache rows (batch, kv_heads, max_len, dim).
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& lengths) {
   TORCH_CHECK(q.scalar_type() == at::kFloat && k.strides() == v.strides() && k.stride(3) == 1,
@@ -281,6 +300,7 @@ at::Tensor decode_layers(const at::Tensor& x, const at::Tensor& positions, at::T
 TORCH_LIBRARY(genfast, m) {
   m.def("int8_gemv(Tensor x, Tensor packed, Tensor scale, Tensor? bias) -> Tensor");
   m.def("int4_gemv(Tensor x, Tensor packed, Tensor scale2, Tensor minimum, Tensor? bias, int group_size) -> Tensor");
+  m.def("int4_dequantize(Tensor packed, Tensor scale2, Tensor minimum, int group_size) -> Tensor");
   m.def("int8_gemm(Tensor x, Tensor packed, Tensor scale, Tensor wsum, Tensor? bias) -> Tensor");
   m.def("fp32_gemv(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("decode_attention(Tensor q, Tensor k, Tensor v, Tensor lengths) -> Tensor");
@@ -296,6 +316,7 @@ TORCH_LIBRARY_IMPL(genfast, CPU, m) {
   m.impl("int8_gemv", &int8_gemv);
   m.impl("int8_gemm", &int8_gemm);
   m.impl("int4_gemv", &int4_gemv);
+  m.impl("int4_dequantize", &int4_dequantize);
   m.impl("fp32_gemv", &fp32_gemv);
   m.impl("decode_attention", &decode_attention);
   m.impl("decode_layers", &decode_layers);

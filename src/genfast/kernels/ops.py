@@ -103,6 +103,10 @@ def _register_fakes() -> None:
     def _(x, packed, scale2, minimum, bias, group_size):
         return x.new_empty(x.shape[0], 2 * packed.shape[0])
 
+    @torch.library.register_fake("genfast::int4_dequantize")
+    def _(packed, scale2, minimum, group_size):
+        return packed.new_empty(2 * packed.shape[0], packed.shape[1] * 32, dtype=torch.bfloat16)
+
     @torch.library.register_fake("genfast::fp32_gemv")
     def _(x, weight, bias):
         return x.new_empty(x.shape[0], weight.shape[0])

@@ -146,9 +146,8 @@ class Int4WeightOnlyLinear(QuantizedLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_packed is not None and x.device.type == "cpu" and x.dtype == torch.float32:
             rows = x.numel() // self.in_features
-            y = int4_gemv.int4_gemv(x.reshape(rows, self.in_features), self.kernel_packed,
-                                    *int4_gemv.split_groups(self.kernel_groups, self.kernel_packed), self.kernel_bias,
-                                    self.group_size, self.out_features)
+            y = int4_gemv.int4_matmul(x.reshape(rows, self.in_features), self.kernel_packed, self.kernel_groups,
+                                      self.kernel_bias, self.group_size, self.out_features)
             return y.reshape(*x.shape[:-1], self.out_features)
         if x.device.type == "cpu" and self.kernel_weight is not None:
             flat = x.reshape(-1, self.in_features).to(KERNEL_DTYPE)
