@@ -38,29 +38,60 @@
 #define TILE_MAX_K 2048 /* up to this many columns: one tile */
 #define TILE_K 1024
 
-/* Each row of x: [M][K] fp32 -> xq: [M][Kp] int16 (columns K..Kp zeroed) and its scale xs[m]. */
+/* max |x[k]| over a row of K floats */
+static inline float row_top(const float *row, long K) {
+  long k = 0;
+  float top = 0.f;
+#ifdef __AVX512F__
+  __m512 acc = _mm512_setzero_ps();
+  for (; k + 16 <= K; k += 16) acc = _mm512_max_ps(acc, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
+  top = _mm512_reduce_max_ps(acc);
+#endif
+  for (; k < K; k++) top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
+  return top;
+}
+
+/* Each row of x: [M][K] fp32 -> xq: [M][Kp] int16 (columns K..Kp zeroed) and its scale xs[m].
+ * (Vectorised: as scalar code it took a tenth of a GPT-2 decode step.) */
 static void quantize_rows(const float *x, long M, long K, long Kp, int16_t *xq, float *xs) {
   for (long m = 0; m < M; m++) {
     const float *row = x + m * K;
-    float top = 0.f;
-    for (long k = 0; k < K; k++) top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
+    const float top = row_top(row, K);
     const float scale = top > 0.f ? top / 32767.f : 1.f, inv = 1.f / scale;
-    for (long k = 0; k < K; k++) xq[m * Kp + k] = (int16_t)lrintf(row[k] * inv);
-    for (long k = K; k < Kp; k++) xq[m * Kp + k] = 0;
+    int16_t *out = xq + m * Kp;
+    long k = 0;
+#ifdef __AVX512F__
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (; k + 16 <= K; k += 16) /* rounds to nearest even, as lrintf */
+      _mm256_storeu_si256((__m256i *)(out + k), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(
+                                                    _mm512_mul_ps(_mm512_loadu_ps(row + k), vinv))));
+#endif
+    for (; k < K; k++) out[k] = (int16_t)lrintf(row[k] * inv);
+    for (long j = K; j < Kp; j++) out[j] = 0;
     xs[m] = scale;
   }
 }
 
 /* Each row of x: [M][K] fp32 -> xq: [M][Kp] uint8 around 128 (columns K..Kp: 128, against zero
- * weights) and its scale xs[m]. */
+ * weights) and its scale xs[m]. The calling team shares the rows. */
 static void quantize_rows_u8(const float *x, long M, long K, long Kp, uint8_t *xq, float *xs) {
+#pragma omp for schedule(static)
   for (long m = 0; m < M; m++) {
     const float *row = x + m * K;
-    float top = 0.f;
-    for (long k = 0; k < K; k++) top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
+    const float top = row_top(row, K);
     const float scale = top > 0.f ? top / 127.f : 1.f, inv = 1.f / scale;
-    for (long k = 0; k < K; k++) xq[m * Kp + k] = (uint8_t)(lrintf(row[k] * inv) + 128);
-    for (long k = K; k < Kp; k++) xq[m * Kp + k] = 128;
+    uint8_t *out = xq + m * Kp;
+    long k = 0;
+#ifdef __AVX512F__
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i zero_point = _mm512_set1_epi32(128);
+    for (; k + 16 <= K; k += 16)
+      _mm_storeu_si128((__m128i *)(out + k), _mm512_cvtusepi32_epi8(_mm512_add_epi32(
+                                                 _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + k), vinv)),
+                                                 zero_point)));
+#endif
+    for (; k < K; k++) out[k] = (uint8_t)(lrintf(row[k] * inv) + 128);
+    for (long j = K; j < Kp; j++) out[j] = 128;
     xs[m] = scale;
   }
 }
@@ -244,9 +275,14 @@ void genfast_int8_gemv(const int16_t *xq, const float *xs, long M, const int8_t 
   gemv_team(xq, xs, M, packed, scale, bias, y, N, K);
 }
 
-/* xq: [M][K] uint8 and xs: [M] from quantize_rows_u8; wsum: [N] each packed row's sum of weights. */
-void genfast_int8_gemm_u8(const uint8_t *xq, const float *xs, long M, const int8_t *packed, const int32_t *wsum,
-                          const float *scale, const float *bias, float *y, long N, long K, int threads) {
+/* x: [M][Kx] fp32, rounded into xq: [M][K] uint8 and xs: [M] (quantize_rows_u8) by the same team;
+ * wsum: [N] each packed row's sum of weights. */
+void genfast_int8_gemm_u8(const float *x, long Kx, uint8_t *xq, float *xs, long M, const int8_t *packed,
+                          const int32_t *wsum, const float *scale, const float *bias, float *y, long N, long K,
+                          int threads) {
 #pragma omp parallel num_threads(threads)
-  product_team(xq, 1, xs, wsum, M, packed, scale, bias, y, N, K);
+  {
+    quantize_rows_u8(x, M, Kx, K, xq, xs); /* ends with the omp for's barrier */
+    product_team(xq, 1, xs, wsum, M, packed, scale, bias, y, N, K);
+  }
 }

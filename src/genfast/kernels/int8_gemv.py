@@ -66,7 +66,8 @@ def pad_rows(vector: torch.Tensor | None, packed: torch.Tensor) -> torch.Tensor 
 def row_sums(qweight: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
     """Each output channel's sum of int8 weights (int32), zero-padded to the packed row count:
     :func:`int8_gemm` takes its activations' zero point back out with it."""
-    sums = qweight.sum(dim=1, dtype=torch.int32)
+    # a few rows at a time: summing in int32 widens its input, four times the matrix at once otherwise
+    sums = torch.cat([rows.sum(dim=1, dtype=torch.int32) for rows in qweight.split(1024)])
     return F.pad(sums, (0, packed.shape[0] - sums.shape[0])).contiguous()
 
 

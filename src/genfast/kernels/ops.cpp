@@ -59,11 +59,10 @@ at::Tensor int8_gemm(const at::Tensor& x, const at::Tensor& packed, const at::Te
   const at::Tensor xc = x.contiguous();
   const int64_t rows = x.size(0);
   at::Tensor xq = at::empty({rows, k_padded}, x.options().dtype(at::kByte)), xs = at::empty({rows}, x.options());
-  quantize_rows_u8(xc.data_ptr<float>(), rows, x.size(1), k_padded, xq.data_ptr<uint8_t>(), xs.data_ptr<float>());
   at::Tensor y = at::empty({rows, n_padded}, x.options());
-  genfast_int8_gemm_u8(xq.data_ptr<uint8_t>(), xs.data_ptr<float>(), rows, packed.data_ptr<int8_t>(),
-                       wsum.data_ptr<int32_t>(), scale.data_ptr<float>(), data_or_null(bias), y.data_ptr<float>(),
-                       n_padded, k_padded, at::get_num_threads());
+  genfast_int8_gemm_u8(xc.data_ptr<float>(), x.size(1), xq.data_ptr<uint8_t>(), xs.data_ptr<float>(), rows,
+                       packed.data_ptr<int8_t>(), wsum.data_ptr<int32_t>(), scale.data_ptr<float>(), data_or_null(bias),
+                       y.data_ptr<float>(), n_padded, k_padded, at::get_num_threads());
   return y;
 }
 

@@ -53,9 +53,8 @@ def quantize_groups(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor
 
 
 def unpack(packed: torch.Tensor) -> torch.Tensor:
-    """uint8 (out, in / 2) -> int32 (out, in) values in [0, 15]."""
-    q = torch.stack([packed & 0xF, packed >> 4], dim=-1)
-    return q.reshape(packed.shape[0], -1).to(torch.int32)
+    """uint8 (out, in / 2) -> uint8 (out, in) values in [0, 15]."""
+    return torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1)
 
 
 class Int4WeightOnlyLinear(QuantizedLinear):
@@ -116,7 +115,7 @@ class Int4WeightOnlyLinear(QuantizedLinear):
             self.qweight = self.scale = self.minimum = None  # held once (None buffers: out of state_dict and .to())
             return
         pad = -self.out_features % _ROW_MULTIPLE
-        q = F.pad(unpack(self.qweight), (0, 0, 0, pad))
+        q = F.pad(unpack(self.qweight).to(torch.int32), (0, 0, 0, pad))
         # the kernel computes (q - 8) * scale + zero, so its zero is the minimum moved by 8 steps
         scale, zero = F.pad(self.scale, (0, 0, 0, pad)), F.pad(self.minimum + 8 * self.scale, (0, 0, 0, pad))
         scales_zeros = torch.stack([scale.t(), zero.t()], dim=-1).contiguous().to(KERNEL_DTYPE)
