@@ -61,7 +61,7 @@ def kernels(n: int, k: int) -> dict:
 
 
 def prefill_runtimes() -> dict:
-    from transformers import GPT2Config, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, GPT2Config
 
     from genfast.compress import compress_
     from genfast.compress.quantize import DynamicInt8, Int8WeightOnly
@@ -91,7 +91,8 @@ def main() -> None:
         for (n, k), fns in cases.items():
             for m in ROWS:
                 for name, fn in fns.items():
-                    kernel_ms.setdefault(f"{n}x{k}|{m}|{name}", []).append(per_call_ms(lambda: fn(inputs[k, m])))
+                    x = inputs[k, m]
+                    kernel_ms.setdefault(f"{n}x{k}|{m}|{name}", []).append(per_call_ms(lambda f=fn, x=x: f(x)))
         for name, runtime in runtimes.items():
             with torch.inference_mode():
                 runtime.prefill(prompt)

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import ctranslate2
-
 from _workload import emit, measure, prompt_ids, token_times
 
 model, compute_type, prompt, new, runs, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])

@@ -3,7 +3,6 @@
 import sys
 
 import torch
-
 from _workload import emit, measure, prompt_ids, token_times
 
 artifact, backend, precision, prompt, new, runs, threads = *sys.argv[1:4], *map(int, sys.argv[4:])

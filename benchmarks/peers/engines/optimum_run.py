@@ -5,7 +5,6 @@ import sys
 import time
 
 import torch
-
 from _workload import emit, measure, prompt_ids
 
 kind, model_dir, prompt, new, runs, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])

@@ -15,6 +15,7 @@
  *
  * packed: [N / 2][K / 32][32] bytes; byte j of a block holds register byte j (low nibble) and
  * j + 32 (high nibble). N is padded to 2 (zero rows, zero scales), K is a multiple of G, G of 32.
+ * Requires int8_gemv.c (row_step) before it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -29,20 +30,11 @@
 /* x: [M][K] fp32 -> xd: [M][2K] int8 (each 4 columns twice), xs[m], xg: [M][K / G]. */
 static void int4_prepare_rows(const float *x, long M, long K, long G, int8_t *xd, float *xs, float *xg) {
   for (long m = 0; m < M; m++) {
-    const float *row = x + m * K;
-    float top = 0.f;
-    long k = 0;
-#ifdef __AVX512F__
-    __m512 peak = _mm512_setzero_ps();
-    for (; k + 16 <= K; k += 16) peak = _mm512_max_ps(peak, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
-    top = _mm512_reduce_max_ps(peak);
-#endif
-    for (; k < K; k++) top = fabsf(row[k]) > top ? fabsf(row[k]) : top;
-    const float scale = top > 0.f ? top / 127.f : 1.f, inv = 1.f / scale;
+    const float *row = x + m * K, scale = row_step(row, K, 127.f), inv = 1.f / scale;
     int8_t *out = xd + m * 2 * K;
     for (long g = 0; g < K / G; g++) {
       int32_t sum = 0;
-      k = g * G;
+      long k = g * G;
 #ifdef __AVX512F__
       /* 16 columns -> 16 int8 = four 4-column words, each written twice (K and G are multiples of 32) */
       for (; k < (g + 1) * G; k += 16) {

@@ -13,7 +13,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from genfast.kernels.ops import available  # noqa: F401 - callers ask the kernel's module
+from genfast.kernels.ops import available, cpu_has  # noqa: F401 - callers ask the kernel's module
 
 BLOCK = 32  # columns per 32-byte block of a row pair (int4_gemv.c)
 
@@ -21,9 +21,7 @@ BLOCK = 32  # columns per 32-byte block of a row pair (int4_gemv.c)
 @functools.cache
 def fast() -> bool:
     """Whether this CPU runs the kernel's vector path (AVX512-VNNI)."""
-    from genfast.profiling.hardware import cpu_flags
-
-    return {"avx512_vnni", "avx512bw"} <= set(cpu_flags())
+    return cpu_has("avx512_vnni", "avx512bw")
 
 
 def pack(q: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,14 @@
 #define TILE_K 1024
 
 /* max |x[k]| over a row of K floats */
+static inline float row_top(const float *row, long K);
+
+/* the step that spreads a row of K floats over +-levels (1 for a row of zeros) */
+static inline float row_step(const float *row, long K, float levels) {
+  const float top = row_top(row, K);
+  return top > 0.f ? top / levels : 1.f;
+}
+
 static inline float row_top(const float *row, long K) {
   long k = 0;
   float top = 0.f;
@@ -55,9 +63,7 @@ static inline float row_top(const float *row, long K) {
  * (Vectorised: as scalar code it took a tenth of a GPT-2 decode step.) */
 static void quantize_rows(const float *x, long M, long K, long Kp, int16_t *xq, float *xs) {
   for (long m = 0; m < M; m++) {
-    const float *row = x + m * K;
-    const float top = row_top(row, K);
-    const float scale = top > 0.f ? top / 32767.f : 1.f, inv = 1.f / scale;
+    const float *row = x + m * K, scale = row_step(row, K, 32767.f), inv = 1.f / scale;
     int16_t *out = xq + m * Kp;
     long k = 0;
 #ifdef __AVX512F__
@@ -77,9 +83,7 @@ static void quantize_rows(const float *x, long M, long K, long Kp, int16_t *xq, 
 static void quantize_rows_u8(const float *x, long M, long K, long Kp, uint8_t *xq, float *xs) {
 #pragma omp for schedule(static)
   for (long m = 0; m < M; m++) {
-    const float *row = x + m * K;
-    const float top = row_top(row, K);
-    const float scale = top > 0.f ? top / 127.f : 1.f, inv = 1.f / scale;
+    const float *row = x + m * K, scale = row_step(row, K, 127.f), inv = 1.f / scale;
     uint8_t *out = xq + m * Kp;
     long k = 0;
 #ifdef __AVX512F__

@@ -82,6 +82,11 @@ def load_ops() -> bool:
     return True
 
 
+def cpu_has(*flags: str) -> bool:
+    """Whether this CPU has every one of ``flags`` (/proc/cpuinfo spellings): which kernel paths run fast."""
+    return set(flags) <= cpu_flags()
+
+
 @torch.compiler.assume_constant_result  # torch.compile reads it once instead of tracing the build
 def available() -> bool:
     """Whether genfast's kernels are built (or can be) on this machine."""

@@ -125,7 +125,7 @@ class Int4WeightOnlyLinear(QuantizedLinear):
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self.qweight is None:
-            for name, tensor in zip(("qweight", "scale", "minimum"), self.stored()):
+            for name, tensor in zip(("qweight", "scale", "minimum"), self.stored(), strict=True):
                 destination[prefix + name] = tensor
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
