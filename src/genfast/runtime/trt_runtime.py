@@ -6,13 +6,21 @@ Written against TensorRT 10's named-tensor API; it runs only where an NVIDIA GPU
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from genfast.errors import GenfastError
 from genfast.runtime.onnx_export import io_names
-from genfast.runtime.past_kv import PastKVCache as OrtCache
+
+
+@dataclass
+class TrtCache:
+    """A sequence's past keys and values (CUDA tensors) and the shared length of its rows."""
+
+    arrays: list
+    length: int
 
 
 class EngineBuildError(GenfastError):
@@ -91,13 +99,13 @@ class TensorRTRuntime:
         return [torch.empty(batch, self.kv_shape[0], 0, self.kv_shape[1], dtype=dtype, device=self.device)
                 for _ in range(len(self.inputs) - 2)]
 
-    def prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, OrtCache]:
+    def prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, TrtCache]:
         logits, present = self._run(input_ids, 0, self._empty_past(input_ids.shape[0]))
-        return logits[:, -1].float(), OrtCache(present, input_ids.shape[1])
+        return logits[:, -1].float(), TrtCache(present, input_ids.shape[1])
 
-    def decode(self, tokens: torch.Tensor, cache: OrtCache) -> tuple[torch.Tensor, OrtCache]:
+    def decode(self, tokens: torch.Tensor, cache: TrtCache) -> tuple[torch.Tensor, TrtCache]:
         logits, present = self._run(tokens[:, None], cache.length, cache.arrays)
-        return logits[:, -1].float(), OrtCache(present, cache.length + 1)
+        return logits[:, -1].float(), TrtCache(present, cache.length + 1)
 
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self._run(input_ids, 0, self._empty_past(input_ids.shape[0]))[0].float()
