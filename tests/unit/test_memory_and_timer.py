@@ -61,3 +61,18 @@ def test_peak_rss_restarts_from_the_current_rss():
     high = peak_rss_bytes()
     assert reset_peak_rss()
     assert peak_rss_bytes() < high - 48 * 2**20
+
+
+def test_a_child_process_reports_its_own_peak_not_its_parents():
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM is Linux's")
+    ballast = torch.ones(1024 * 2**20, dtype=torch.uint8)  # 1 GiB resident in this (parent) process
+    code = "from genfast.profiling.memory import peak_rss_bytes; print(peak_rss_bytes())"
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    del ballast
+    assert child < 768 * 2**20  # a torch import, not the parent's gigabyte (getrusage inherits it across exec)

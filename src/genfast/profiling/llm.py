@@ -77,7 +77,7 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
     texts = handle.tokenizer.batch_decode(ids.tolist())
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
-    decode_peak_alone = memory.reset_peak_rss()
+    run_peak_apart = memory.reset_peak_rss()
     runs = []
     for i in range(workload.warmup + workload.repeats):
         timer, e2e = _one_run(handle, runtime, texts, ids, workload.output_len)
@@ -100,7 +100,7 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
         "decode_tokens_per_s": decode_tps.to_dict() if decode_tps else None,
         "memory": {"peak_rss_bytes": max(memory.peak_rss_bytes(), load_peak),
                    "peak_rss_load_bytes": load_peak,
-                   "peak_rss_run_bytes": memory.peak_rss_bytes() if decode_peak_alone else None,
+                   "peak_rss_run_bytes": memory.peak_rss_bytes() if run_peak_apart else None,
                    "cuda_peak_bytes": memory.cuda_peak_bytes(runtime.device)},
         "roofline": (_roofline(handle.model, runtime, batch, prompt_len, workload.output_len, decode_tps.median,
                                bandwidth) if decode_tps else None),

@@ -9,7 +9,17 @@ import torch
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process since it started."""
+    """Peak resident set size of this process since it started (or since :func:`reset_peak_rss`).
+
+    On Linux, VmHWM: getrusage's ru_maxrss keeps, across exec, the peak of the process that forked
+    this one (a tune worker would report at least its parent's RSS)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
