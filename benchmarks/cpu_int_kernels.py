@@ -1,10 +1,11 @@
-"""PyTorch's CPU matmul kernels (fp32, bf16, packed int8 / int4) and genfast's GEMVs (int8, fp32), at decode shape.
+"""PyTorch's CPU matmul kernels (fp32, bf16, packed int8 / int4) and genfast's GEMVs (int8, int4, fp32), at decode shape.
 
     python benchmarks/cpu_int_kernels.py
 
 64 chained 1024x1024 weights (256 MB in fp32, so no format fits in the cache), 2 threads, 50 calls
 after warm-up; activations in fp32 or bf16; one token, then 1-256 rows for the two int8 kernels
-(where PyTorch's kernel overtakes genfast's GEMV: its MAX_ROWS).
+(genfast's int16-activation product against PyTorch's; from int8_gemv.GEMM_MIN_ROWS rows the layers
+switch to the 8-bit-activation product that benchmarks/int8_prefill.py measures).
 Writes benchmarks/results/cpu_int_kernels.{json,md}.
 """
 
@@ -75,12 +76,30 @@ def main() -> None:
         return torch._weight_int4pack_mm_for_cpu(y, pz[0], GROUP, pz[1])
 
     from genfast.compress.quantize.int8_weight import Int8WeightOnlyLinear
-    from genfast.kernels import int8_gemv
+    from genfast.kernels import int4_gemv, int8_gemv
 
     gemv_layers = [Int8WeightOnlyLinear(q, scale, None) for q, scale in int8]
 
     def gemv(y, layer):
         return int8_gemv.int8_gemv(y, layer.gemv_weight, layer.gemv_scale, None, N)
+
+    from genfast.compress.quantize.int4_weight import Int4WeightOnlyLinear
+
+    def int4_layers(group: int) -> list:
+        layers = []
+        for w in weights:
+            dense = torch.nn.Linear(K, N, bias=False)
+            dense.weight.data = w
+            layers.append(Int4WeightOnlyLinear.from_dense(dense, group))
+        return layers
+
+    def int4_bytes(layer) -> int:  # nibbles, bf16 scales and minimums, as the kernel holds them
+        return layer.kernel_packed.numel() + 2 * layer.kernel_groups.numel()
+
+    genfast_int4 = {group: int4_layers(group) for group in (GROUP, 128)}
+
+    def gemv4(y, layer):  # the kernel itself, as gemv() calls the int8 one
+        return int4_gemv.int4_gemv(y, layer.kernel_packed, *layer.kernel_views, None, layer.group_size, N)
 
     kernels = {  # name -> (run, weight bytes read per call)
         "fp32 linear": (chain(x, torch.nn.functional.linear, weights), 4 * N * K),
@@ -91,6 +110,8 @@ def main() -> None:
         "int8 genfast int8_gemv, fp32 in (int16 inside)": (chain(x, gemv, gemv_layers), N * K),
         "int4 _weight_int4pack_mm_for_cpu, fp32 activations": (chain(x, int4_mm, int4), N * K // 2),
         "int4 _weight_int4pack_mm_for_cpu, bf16 activations": (chain(xb, int4_mm, int4_b), N * K // 2),
+        **{f"int4 genfast int4_gemv, groups of {group}, fp32 in (int8 inside)":
+           (chain(x, gemv4, layers), int4_bytes(layers[0])) for group, layers in genfast_int4.items()},
     }
     times = {name: per_call_us(run) for name, (run, _) in kernels.items()}
     base = times["fp32 linear"]

@@ -1,9 +1,10 @@
-"""Prompt products of int8 weights: genfast's int16- and 8-bit-activation kernels against PyTorch's.
+"""Prompt products of int8 and int4 weights: genfast's kernels against PyTorch's.
 
     python benchmarks/int8_prefill.py
 
 GPT-2-small's two projection shapes (2304 x 768, 768 x 3072), 1 to 512 activation rows, 2 threads,
-the same weights in each kernel's own packed form; rounds interleaved (every kernel once per round),
+the same weights in each kernel's own packed form (int4: groups of 32, its product and its prompt path,
+the weights dequantized to bf16 for PyTorch's bf16 GEMM); rounds interleaved (every kernel once per round),
 median and min-max over the rounds of each round's median of 20 calls. Then a whole prefill
 (128 tokens, batch 1) of a random GPT-2-small on genfast's decoder: fp32, int8-dynamic (fbgemm),
 int8-weight. Writes benchmarks/results/int8_prefill.{json,md}.
@@ -51,12 +52,23 @@ def kernels(n: int, k: int) -> dict:
     dynamic = DynamicInt8Linear.from_dense(dense)
     bf16_scale = scale.bfloat16()
     weight = dense.weight.detach()
+    from genfast.compress.quantize.int4_weight import Int4WeightOnlyLinear
+    from genfast.kernels import int4_gemv as g4
+
+    int4 = Int4WeightOnlyLinear.from_dense(dense, 32)
+    packed4, (scale2, minimum) = int4.kernel_packed, int4.kernel_views
+
+    def int4_via_bf16(x):
+        return x.bfloat16() @ torch.ops.genfast.int4_dequantize(packed4, scale2, minimum, 32)[:n].T
+
     return {
         "fp32 matmul": lambda x: x @ weight.T,
         "PyTorch int8 (bf16 act.)": lambda x: torch._weight_int8pack_mm(x.bfloat16(), q, bf16_scale),
         "fbgemm dynamic int8": lambda x: dynamic(x),
         "genfast int16 act.": lambda x: g.int8_gemv(x, packed, padded_scale, None, n),
         "genfast 8-bit act.": lambda x: g.int8_gemm(x, packed, padded_scale, sums, None, n),
+        "genfast int4 product (g32)": lambda x: g4.int4_gemv(x, packed4, scale2, minimum, None, 32, n),
+        "genfast int4 -> bf16 GEMM (g32)": int4_via_bf16,
     }
 
 
