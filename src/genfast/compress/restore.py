@@ -66,9 +66,8 @@ def _matched(state: dict[str, torch.Tensor], slots: dict[str, torch.Tensor]) -> 
         shared.setdefault(id(slot), []).append(key)
     for keys in shared.values():
         saved = next((state[key] for key in keys if key in state), None)
-        for key in keys:
-            if saved is not None:
-                state.setdefault(key, saved)
+        if saved is not None:
+            state.update({key: saved for key in keys if key not in state})
     return state
 
 

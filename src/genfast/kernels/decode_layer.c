@@ -81,15 +81,18 @@ static void prepare_row(const gf_linear *lin, const float *x, long K, long m, in
     quantize_rows(x, 1, K, lin->k, xq + m * lin->k, xs + m);
 }
 
-/* The team's share of lin's product of B prepared rows into y; int4's rows are split otherwise
- * than the int8 GEMV's blocks, so it waits for the whole product (add_residual relies on the split). */
-static void product_of(const gf_linear *lin, const int16_t *xq, const float *xs, const float *xg, long B, float *y) {
-  if (lin->bits == 4) {
+/* The team's share of lin's product of B prepared rows into y, then a barrier if ``wait``. An int4
+ * product always ends with one: its rows are split otherwise than the int8 GEMV's blocks, and
+ * add_residual relies on that split to add only what the thread wrote. */
+static void product_of(const gf_linear *lin, const int16_t *xq, const float *xs, const float *xg, long B, float *y,
+                       int wait) {
+  if (lin->bits == 4)
     int4_team((const int8_t *)xq, xs, xg, B, (const uint8_t *)lin->w, lin->scale2, lin->minimum, lin->bias, y,
               lin->n, lin->k, lin->group);
-#pragma omp barrier
-  } else {
+  else
     gemv_team(xq, xs, B, lin->w, lin->scale, lin->bias, y, lin->n, lin->k);
+  if (wait || lin->bits == 4) {
+#pragma omp barrier
   }
 }
 
@@ -206,15 +209,13 @@ static void layer_team(const gf_layer *L, float *x) {
   const long B = L->B, F = L->F, slices = (F + 255) / 256;
   float *xg_attn = L->xg + L->xg_slot, *xg_act = L->xg + 2 * L->xg_slot;
   norm_rows(L, x, L->norm1_w, L->norm1_b);
-  product_of(&L->qkv, L->hq, L->xs, L->xg, B, L->qkv_y);
-#pragma omp barrier
+  product_of(&L->qkv, L->hq, L->xs, L->xg, B, L->qkv_y, 1);
   attention(L);
   prepare_team(&L->out, L->attn, B, L->H * L->hd, L->out.k, L->attnq, L->xs + B, xg_attn);
-  product_of(&L->out, L->attnq, L->xs + B, xg_attn, B, L->proj);
+  product_of(&L->out, L->attnq, L->xs + B, xg_attn, B, L->proj, 0);
   add_residual(L, x, L->proj, L->out.n);
   norm_rows(L, x, L->norm2_w, L->norm2_b);
-  product_of(&L->up, L->hq, L->xs, L->xg, B, L->up_y);
-#pragma omp barrier
+  product_of(&L->up, L->hq, L->xs, L->xg, B, L->up_y, 1);
   /* the activation in slices of 256 columns per task */
 #pragma omp for schedule(static)
   for (long task = 0; task < B * slices; task++) {
@@ -226,7 +227,7 @@ static void layer_team(const gf_layer *L, float *x) {
       gelu_tanh(u, L->act + m * L->down.k + j, n);
   }
   prepare_team(&L->down, L->act, B, F, L->down.k, L->actq, L->xs + 2 * B, xg_act);
-  product_of(&L->down, L->actq, L->xs + 2 * B, xg_act, B, L->proj);
+  product_of(&L->down, L->actq, L->xs + 2 * B, xg_act, B, L->proj, 0);
   add_residual(L, x, L->proj, L->down.n);
 }
 

@@ -77,14 +77,14 @@ def split_groups(groups: torch.Tensor, packed: torch.Tensor) -> tuple[torch.Tens
 
 PROMPT_ROWS = 32
 """Activation rows from which :func:`int4_matmul` multiplies bf16 weights in PyTorch's bf16 GEMM
-(at 128 rows 3x faster than the int4 product, whose unpacking and group scaling repeat per 4 rows)."""
+(``benchmarks/int8_prefill.py``: about even at 32 rows, half to 0.6x the int4 product's time at 128,
+whose unpacking and group scaling repeat for every 4 rows)."""
 
 
-def int4_matmul(x: torch.Tensor, packed: torch.Tensor, groups: torch.Tensor, bias: torch.Tensor | None,
-                group_size: int, out_features: int) -> torch.Tensor:
-    """``x`` (rows, in) fp32 times the int4 weights, ``groups`` from :func:`group_tensor`: the int4
-    product for few rows, the weights dequantized to bf16 and PyTorch's bf16 GEMM for prompts."""
-    scale2, minimum = split_groups(groups, packed)
+def int4_matmul(x: torch.Tensor, packed: torch.Tensor, scale2: torch.Tensor, minimum: torch.Tensor,
+                bias: torch.Tensor | None, group_size: int, out_features: int) -> torch.Tensor:
+    """``x`` (rows, in) fp32 times the int4 weights (``scale2``, ``minimum`` from :func:`split_groups`):
+    the int4 product for few rows, the weights dequantized to bf16 and PyTorch's bf16 GEMM for prompts."""
     if x.shape[0] < PROMPT_ROWS:
         return int4_gemv(x, packed, scale2, minimum, bias, group_size, out_features)
     weight = torch.ops.genfast.int4_dequantize(packed, scale2, minimum, group_size)[:out_features]

@@ -1,13 +1,14 @@
 """Int8 weight-only matmul on CPU, genfast's own kernel (``int8_gemv.c``) over one prepacked copy.
 
-Few rows (decode): at one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 14.1 GB/s
-here (bf16 activations), this kernel a prepacked copy at 26.3 GB/s (64 chained 1024 x 1024
+Few rows (decode): at one token PyTorch's ``_weight_int8pack_mm`` read int8 weights at 31.9 GB/s
+here (bf16 activations), this kernel a prepacked copy at 49.3 GB/s (64 chained 1024 x 1024
 matrices, ``benchmarks/cpu_int_kernels.py``). It rounds each activation row to int16 and sums
 exact integer products (VNNI where present), widening each weight once for up to four rows.
 
 Many rows (prompts, from ``GEMM_MIN_ROWS``): the product is compute-bound, so the activations are
-rounded to 8 bits per row and multiplied as int8 x int8 (``int8_gemm``): 1.4x the int16 product and
-2.4x PyTorch's bf16 kernel at 128 rows of GPT-2's 2304 x 768 projection (``benchmarks/int8_prefill.py``).
+rounded to 8 bits per row and multiplied as int8 x int8 (``int8_gemm``): 0.58x the int16 product's
+time and 0.27x PyTorch's bf16-activation kernel's at 128 rows of GPT-2's 2304 x 768 projection
+(``benchmarks/int8_prefill.py``).
 """
 
 from __future__ import annotations
