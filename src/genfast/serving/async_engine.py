@@ -1,30 +1,32 @@
-"""AsyncEngine: requests in, token streams out, with the core stepping in a worker thread."""
+"""AsyncEngine: requests in, token streams out, with the core stepping in its own thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from genfast.runtime.sampling import SamplingParams
 from genfast.serving.engine_core import EngineCore, Event, Request
+from genfast.serving.engine_thread import EngineThread
 
 
 class AsyncEngine:
     """Wraps an EngineCore for asyncio.
 
-    The core is only touched by one thread at a time: ``step()`` runs in a single worker
-    thread, and requests and aborts submitted meanwhile wait in ``_pending`` / ``_aborts``
-    until the step returns.
+    The core runs in ``thread`` (the one that loaded the model, see engine_thread), stepping back to
+    back while it has work: each step's events come back to the event loop without the next step
+    waiting for them. Requests and aborts submitted meanwhile wait in ``_pending`` / ``_aborts``
+    (deques: appended here, taken there) until the step after.
     """
 
-    def __init__(self, core: EngineCore, metrics=None) -> None:
+    def __init__(self, core: EngineCore, metrics=None, thread: EngineThread | None = None) -> None:
         self.core, self.metrics = core, metrics
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genfast-engine")
-        self._pending: list[Request] = []
-        self._aborts: list[tuple[str, str]] = []
+        self.thread = thread or EngineThread()
+        self._pending: deque[Request] = deque()
+        self._aborts: deque[tuple[str, str]] = deque()
         self._queues: dict[str, asyncio.Queue[Event]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -93,24 +95,32 @@ class AsyncEngine:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            for req in self._pending:
-                self.core.waiting.append(req)
-            self._pending.clear()
-            for request_id, reason in self._aborts:
-                self.core.abort(request_id, reason)
-            self._aborts.clear()
-            if not self.core.has_work:
+            if not self.busy:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self.thread.call(self._steps, loop)
+
+    def _steps(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In the engine thread: step while there is work, handing each step's events to ``loop``."""
+        while True:
+            while self._pending:
+                self.core.waiting.append(self._pending.popleft())
+            while self._aborts:
+                self.core.abort(*self._aborts.popleft())
+            if not self.core.has_work:
+                return
             start = time.perf_counter()
-            events = await loop.run_in_executor(self._executor, self.core.step)
+            events = self.core.step()
             if self.metrics:
                 self.metrics.observe_step(self.core, time.perf_counter() - start, events)
-            for event in events:
-                queue = self._queues.get(event.request.id)
-                if queue is not None:
-                    queue.put_nowait(event)
+            loop.call_soon_threadsafe(self._deliver, events)
+
+    def _deliver(self, events: list[Event]) -> None:
+        for event in events:
+            queue = self._queues.get(event.request.id)
+            if queue is not None:
+                queue.put_nowait(event)
 
     async def stop(self, drain_timeout_s: float = 30.0) -> None:
         """Stop admitting, let running requests finish (or time them out), then stop the loop."""
@@ -126,7 +136,7 @@ class AsyncEngine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._executor.shutdown(wait=False)
+        self.thread.shutdown()
 
     async def _drained(self) -> None:
         while self.busy:

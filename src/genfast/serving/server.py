@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genfast.errors import Interrupted
+from genfast.serving.engine_thread import EngineThread
 from genfast.serving.http_limits import HttpLimits
 from genfast.serving.listen import listen
 from genfast.serving.scheduler import SchedulerConfig
@@ -82,14 +83,19 @@ def build_image_server(cfg: ServeConfig, warmup: bool = True):
                                max_queued=cfg.scheduler.max_queued)
     config.validate()
 
-    def load():
+    thread = EngineThread()
+
+    def build():
         handle = load_image_model(cfg.model)
         built = build_denoiser(handle, cfg.backend or handle.recipe.get("engine", "torch"),
                                cfg.precision or handle.recipe.get("precision", "fp32"),
                                export_dir=handle.path if (handle.path / "unet.onnx").is_file() else None)
         core = ImageEngineCore(handle, built.denoise, config)
         core.built = built  # keeps an exported graph's files alive with the engine
-        return AsyncEngine(core, metrics), handle
+        return AsyncEngine(core, metrics, thread), handle
+
+    def load():
+        return thread.run(build)
 
     return ImageServer(model_name(cfg), metrics, load, request_timeout_s=cfg.request_timeout_s, limits=cfg.http,
                        aliases=(cfg.model,), warmup=warmup)
@@ -108,9 +114,14 @@ def build_server(cfg: ServeConfig, eager: bool, warmup: bool = True):
 
     metrics = ServingMetrics(model_name(cfg))  # exists before the model, so responses while loading count
 
-    def load():
+    thread = EngineThread()
+
+    def build():
         handle, core = build_engine_parts(cfg)
-        return AsyncEngine(core, metrics), handle.tokenizer
+        return AsyncEngine(core, metrics, thread), handle.tokenizer
+
+    def load():
+        return thread.run(build)
 
     options = dict(default_max_tokens=cfg.default_max_tokens, request_timeout_s=cfg.request_timeout_s,
                    token_healing=cfg.token_healing, limits=cfg.http, aliases=(cfg.model,), warmup=warmup,

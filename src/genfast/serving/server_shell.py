@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from genfast.serving.engine_thread import single_threaded_helpers
 from genfast.serving.protocol import now
 
 
@@ -26,6 +27,7 @@ class ServerShell:
 
     async def start(self) -> None:
         """Start the engine loop (in this event loop), warm up, then say ready."""
+        single_threaded_helpers(asyncio.get_running_loop())
         await self.engine.start()
         if self.warmup:
             await self.warm_up()
