@@ -59,6 +59,13 @@ def padded_tokenizer(vocab_size: int):
                                    eos_token=small.eos_token, unk_token=f"<unused{vocab_size - 1}>")
 
 
+def readable_by_transformers4(directory: Path) -> None:
+    """The peers' venvs have transformers 4, which does not know transformers 5's tokenizer class name."""
+    tokenizer_config = directory / "tokenizer_config.json"
+    settings = json.loads(tokenizer_config.read_text())
+    tokenizer_config.write_text(json.dumps({**settings, "tokenizer_class": "PreTrainedTokenizerFast"}))
+
+
 def build_models() -> None:
     """The HF directory, genfast's artifacts and every peer's conversion (each once; kept in PEERS_DIR)."""
     import torch
@@ -80,10 +87,7 @@ def build_models() -> None:
         if step is not None:
             compress_(handle, step)
         genfast.save(handle, MODELS / name, Recipe(steps=recipe_of(model), backend="torch", precision="fp32"))
-        # the peers' venvs have transformers 4, which does not know transformers 5's tokenizer class name
-        tokenizer_config = MODELS / name / "tokenizer_config.json"
-        settings = json.loads(tokenizer_config.read_text())
-        tokenizer_config.write_text(json.dumps({**settings, "tokenizer_class": "PreTrainedTokenizerFast"}))
+        readable_by_transformers4(MODELS / name)
         model_config = MODELS / name / "config.json"  # llama.cpp's converter reads GPT-2's old n_ctx
         model_config.write_text(json.dumps({**json.loads(model_config.read_text()), "n_ctx": config.n_positions}))
     conversions = {

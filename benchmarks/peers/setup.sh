@@ -28,6 +28,8 @@ venv() {  # venv NAME PACKAGES...: a virtualenv with torch (CPU) first, then the
 venv ctranslate2 ctranslate2 "transformers<5" psutil
 venv optimum-intel "optimum-intel[openvino]" nncf psutil
 venv optimum-onnx "optimum-onnx[onnxruntime]" psutil
+# `transformers serve` (its own serving extra; from_pretrained there needs accelerate), genfast's transformers version
+venv transformers-serve "transformers[serving]==5.24.0" accelerate
 
 # llama.cpp: the C++ tools (llama-bench, llama-quantize, llama-server) built with native flags from
 # the llama.cpp source vendored in llama-cpp-python's sdist, and a venv for its HF -> GGUF converter.

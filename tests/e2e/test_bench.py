@@ -72,3 +72,29 @@ def test_prompts_have_exact_token_length(tokenizer):
     rng = random.Random(0)
     lengths = [len(tokenizer(source.make(32, rng))["input_ids"]) for _ in range(20)]
     assert all(30 <= n <= 32 for n in lengths) and lengths.count(32) >= 10
+
+
+@pytest.mark.parametrize("ignore_eos", [True, False])
+def test_ignore_eos_is_sent_only_when_asked(ignore_eos):
+    """Servers that reject unknown fields (`transformers serve`) are measured with --no-ignore-eos."""
+    import asyncio
+
+    import httpx
+
+    from genfast.bench.client import stream_completion
+
+    bodies = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        chunks = [{"choices": [{"text": "a"}]}, {"choices": [{"text": "b"}]},
+                  {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}]
+        return httpx.Response(200, text="".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n")
+
+    async def one():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            return await stream_completion(client, "http://x", "m", "hi", 2, 5.0, ignore_eos=ignore_eos)
+
+    result = asyncio.run(one())
+    assert result.ok and result.output_tokens == 2 and len(result.itl_s) == 1
+    assert ("ignore_eos" in bodies[0]) is ignore_eos

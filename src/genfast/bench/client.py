@@ -28,10 +28,13 @@ class RequestResult:
 
 
 async def stream_completion(client: httpx.AsyncClient, url: str, model: str | None, prompt: str,
-                            max_tokens: int, timeout_s: float) -> RequestResult:
-    """POST a streamed completion with usage; time first chunk, each chunk, and the end."""
-    body = {**({"model": model} if model else {}), "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True,
-            "stream": True, "stream_options": {"include_usage": True}}
+                            max_tokens: int, timeout_s: float, ignore_eos: bool = True) -> RequestResult:
+    """POST a streamed completion with usage; time first chunk, each chunk, and the end.
+
+    ``ignore_eos``: ask for exactly ``max_tokens`` (vLLM's and llama.cpp's field; servers that reject
+    unknown fields, such as `transformers serve`, need False)."""
+    body = {**({"model": model} if model else {}), "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+            **({"ignore_eos": True} if ignore_eos else {}), "stream": True, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
     result = RequestResult(ok=False, start=start)
     last = None

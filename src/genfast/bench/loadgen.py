@@ -35,6 +35,8 @@ class LoadConfig:
     """Prompt lengths are uniform in prompt_tokens * (1 +- spread)."""
     max_tokens: int = 64
     max_tokens_spread: float = 0.0
+    ignore_eos: bool = True
+    """Ask for exactly max_tokens tokens (sent as ``ignore_eos``)."""
     slo_ttft_s: float = 0.2
     slo_tpot_s: float = 0.05
     timeout_s: float = 120.0
@@ -91,7 +93,7 @@ async def run_load(cfg: LoadConfig, prompts_from: PromptSource) -> tuple[list[Re
     async with httpx.AsyncClient(limits=limits) as client:
         cfg.model = cfg.model or await served_model(client, cfg.url)
         for i in range(cfg.warmup_requests):
-            await stream_completion(client, cfg.url, cfg.model, prompts[i], specs[i][1], cfg.timeout_s)
+            await stream_completion(client, cfg.url, cfg.model, prompts[i], specs[i][1], cfg.timeout_s, cfg.ignore_eos)
         todo = list(zip(prompts[cfg.warmup_requests:], [m for _, m in specs[cfg.warmup_requests:]]))
         start = time.perf_counter()
         deadline = start + cfg.duration_s if cfg.duration_s else None
@@ -118,7 +120,8 @@ async def _closed_loop(client, cfg: LoadConfig, todo, deadline) -> list[RequestR
     async def worker() -> None:
         while queue and (deadline is None or time.perf_counter() < deadline):
             prompt, max_tokens = queue.pop()
-            results.append(await stream_completion(client, cfg.url, cfg.model, prompt, max_tokens, cfg.timeout_s))
+            results.append(await stream_completion(client, cfg.url, cfg.model, prompt, max_tokens, cfg.timeout_s,
+                                                   cfg.ignore_eos))
 
     await asyncio.gather(*[worker() for _ in range(cfg.concurrency)])
     return results
@@ -130,7 +133,7 @@ async def _open_loop(client, cfg: LoadConfig, todo, deadline, rng: random.Random
         if deadline is not None and time.perf_counter() >= deadline:
             break
         tasks.append(asyncio.create_task(
-            stream_completion(client, cfg.url, cfg.model, prompt, max_tokens, cfg.timeout_s)))
+            stream_completion(client, cfg.url, cfg.model, prompt, max_tokens, cfg.timeout_s, cfg.ignore_eos)))
         await asyncio.sleep(rng.expovariate(cfg.rate))
     return list(await asyncio.gather(*tasks))
 

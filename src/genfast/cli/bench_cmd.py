@@ -74,6 +74,8 @@ def bench(
     prompt_spread: float = typer.Option(0.0, help="Prompt lengths uniform in mean*(1 +- spread)."),
     max_tokens: int = typer.Option(64),
     max_tokens_spread: float = typer.Option(0.0),
+    ignore_eos: bool = typer.Option(True, help="Send ignore_eos, so every answer is max-tokens long (turn off "
+                                    "for servers that reject unknown fields)."),
     slo_ttft_ms: float = typer.Option(200.0, help="Goodput SLO on time to first token."),
     slo_tpot_ms: float = typer.Option(50.0, help="Goodput SLO on time per output token."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
@@ -93,6 +95,7 @@ def bench(
     base = LoadConfig(url=url.rstrip("/"), model=model, concurrency=None, rate=None, requests=requests,
                       duration_s=duration, warmup_requests=warmup, prompt_tokens=prompt_tokens,
                       prompt_tokens_spread=prompt_spread, max_tokens=max_tokens, max_tokens_spread=max_tokens_spread,
+                      ignore_eos=ignore_eos,
                       slo_ttft_s=slo_ttft_ms / 1000, slo_tpot_s=slo_tpot_ms / 1000, timeout_s=timeout, seed=seed)
     levels = [replace(base, concurrency=c) for c in concurrency] or [replace(base, rate=r) for r in rate] or [
         replace(base, concurrency=8)]
