@@ -49,7 +49,9 @@ def test_profile_reports_every_figure(handle):
 def test_stage_times_add_up_to_end_to_end(handle):
     result = profile_llm(handle, Workload(prompt_lens=[16], output_len=12, repeats=3))
     case = result["cases"][0]
-    assert 0.95 <= case["stage_sum_fraction"] <= 1.0
+    # a tiny model's decode step takes tens of microseconds, so the loop between the timed stages is
+    # a few percent of it; a stage left untimed would be far more
+    assert 0.9 <= case["stage_sum_fraction"] <= 1.0
 
 
 def test_single_token_output_has_no_decode_figures(handle):

@@ -18,9 +18,11 @@ from genfast.runtime.torch_runtime import TorchRuntime
 pytestmark = pytest.mark.skipif(ops._compiler() is None, reason="no C++ compiler on this machine")
 
 
-def _int8_runtime(arch: str, tokenizer, config=None, **shape) -> TorchRuntime:
+def _runtime(arch: str, tokenizer, config=Int8WeightOnly(), **shape) -> TorchRuntime:
+    """A tiny model of ``arch`` compressed with ``config`` (None: fp32, as built)."""
     model, _ = tiny_model(arch, tokenizer, **shape)
-    compress_(model, config or Int8WeightOnly())
+    if config is not None:
+        compress_(model, config)
     return TorchRuntime(model, max_cache_len=32)
 
 
@@ -38,9 +40,9 @@ def _rows_of_different_lengths(runtime: TorchRuntime, lengths=(5, 9)):
 
 
 @pytest.mark.parametrize("hidden", [64, 96], ids=["aligned", "padded"])  # 96 wide: padded GEMV columns
-@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(32)], ids=["int8", "int4"])
+@pytest.mark.parametrize("config", [Int8WeightOnly(), Int4WeightOnly(32), None], ids=["int8", "int4", "fp32"])
 def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden, config):
-    runtime = _int8_runtime(arch, tokenizer, config, hidden=hidden)
+    runtime = _runtime(arch, tokenizer, config, hidden=hidden)
     plans = runtime.decoder.native_plans
     assert plans is not None and len(plans) == 2
     native_cache, token = _rows_of_different_lengths(runtime)
@@ -58,7 +60,7 @@ def test_one_operator_step_equals_the_per_op_step(arch, tokenizer, hidden, confi
 
 
 def test_compiled_step_calls_the_layer_stack_and_keeps_the_greedy_tokens(tokenizer):
-    runtime = _int8_runtime("llama", tokenizer)
+    runtime = _runtime("llama", tokenizer)
     compiled = CompiledTorchRuntime(runtime.decoder, max_cache_len=32)
     plans, ids = runtime.decoder.native_plans, torch.randint(1, 500, (1, 6), generator=torch.Generator().manual_seed(3))
 
@@ -81,8 +83,8 @@ def test_compiled_step_calls_the_layer_stack_and_keeps_the_greedy_tokens(tokeniz
 
 
 def test_models_it_does_not_cover_keep_the_per_op_path(tokenizer):
-    fp32, _ = tiny_model("gpt2", tokenizer)
-    assert TorchRuntime(fp32).decoder.native_plans is None
+    bf16, _ = tiny_model("gpt2", tokenizer)
+    assert TorchRuntime(bf16.to(torch.bfloat16)).decoder.native_plans is None
     mixed, _ = tiny_model("llama", tokenizer)  # qkv and up share their input, so they must share a format
     compress_(mixed, Int8WeightOnly())
     mlp = mixed.model.layers[0].mlp
@@ -90,7 +92,7 @@ def test_models_it_does_not_cover_keep_the_per_op_path(tokenizer):
         dense = torch.nn.Linear(64, 192)
         setattr(mlp, name, Int4WeightOnlyLinear.from_dense(dense, 32))
     assert TorchRuntime(mixed).decoder.native_plans is None
-    runtime = _int8_runtime("gpt2", tokenizer)
+    runtime = _runtime("gpt2", tokenizer)
     cache = runtime.new_cache(1)
     x = torch.zeros(1, 1, 64)
     assert decode_layer.supports(x, cache)
@@ -100,16 +102,21 @@ def test_models_it_does_not_cover_keep_the_per_op_path(tokenizer):
 
 
 def test_a_plan_refuses_weights_that_do_not_fit(tokenizer):
-    runtime = _int8_runtime("gpt2", tokenizer)
+    runtime = _runtime("gpt2", tokenizer)
     tensors, settings = decode_layer.layer_weights(runtime.decoder.blocks[0])
-    with pytest.raises(RuntimeError, match="genfast::layer_plan: projection 1 is not a packed int8 or int4 layer"):
+    with pytest.raises(RuntimeError, match="genfast::layer_plan: projection 1's fp32 weight must be \\(out, in\\)"):
         torch.ops.genfast.layer_plan(tensors[:5] + [tensors[0]] + tensors[6:], **settings)
+    with pytest.raises(RuntimeError, match="projection 1's int8 or int4 weights have no scale"):
+        torch.ops.genfast.layer_plan(tensors[:6] + [None] + tensors[7:], **settings)
+    fp32 = decode_layer.layer_weights(_runtime("gpt2", tokenizer, None).decoder.blocks[0])[0]
+    with pytest.raises(RuntimeError, match="fp32 projections must have the layer's exact widths"):
+        torch.ops.genfast.layer_plan(fp32[:5] + [torch.zeros(64, 128)] + fp32[6:], **settings)
     with pytest.raises(RuntimeError, match="projection shapes do not fit"):
         torch.ops.genfast.layer_plan(tensors, **{**settings, "heads": 8, "kv_heads": 8})
 
 
 def test_a_step_refuses_positions_past_the_cache(tokenizer):
-    runtime = _int8_runtime("gpt2", tokenizer)
+    runtime = _runtime("gpt2", tokenizer)
     cache = runtime.new_cache(1, max_len=4)
     with pytest.raises(RuntimeError, match="position 4 outside 0..3"):
         decode_layer.decode_layers(torch.zeros(1, 1, 64), torch.tensor([[4]]), None, cache,
@@ -117,7 +124,7 @@ def test_a_step_refuses_positions_past_the_cache(tokenizer):
 
 
 def test_plans_are_released_with_their_decoder(tokenizer):
-    runtime = _int8_runtime("gpt2", tokenizer)
+    runtime = _runtime("gpt2", tokenizer)
     plans, cache = runtime.decoder.native_plans, runtime.new_cache(1)
     del runtime
     gc.collect()

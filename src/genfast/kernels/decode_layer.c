@@ -1,4 +1,4 @@
-/* genfast: a decode step's whole layer stack (one new token per row), int8 weights.
+/* genfast: a decode step's whole layer stack (one new token per row), int8, int4 or fp32 weights.
  *
  * Per layer x += attention(norm1(x)) ; x += mlp(norm2(x)), every layer in one OpenMP parallel
  * region: the four projections are int8_gemv.c's GEMV, the attention decode_attention.c's, and
@@ -8,9 +8,11 @@
  *
  * Families: GF_GPT2 (LayerNorm, tanh GELU) and GF_LLAMA (RMSNorm, rotate-half RoPE, SiLU-gated MLP
  * whose fused up projection holds the gate rows first). Fused qkv output: [q heads | k | v].
- * Projections are int8 (int8_gemv.c's layout, int16 inputs) or int4 (int4_gemv.c's: int8 inputs laid
- * out per row pair, group sums of the input), each its own.
- * Requires int8_gemv.c (ROWS, gemv_team), int4_gemv.c and decode_attention.c (attend) before it.
+ * Projections are int8 (int8_gemv.c's layout, int16 inputs), int4 (int4_gemv.c's: int8 inputs laid
+ * out per row pair, group sums of the input) or fp32 (PyTorch's row-major weights, fp32 inputs as
+ * they are), each its own.
+ * Requires int8_gemv.c (ROWS, gemv_team), int4_gemv.c, fp32_gemv.c (fp32_team) and decode_attention.c
+ * (attend) before it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,11 +25,12 @@
 #define GF_MAX_HEAD_DIM 512
 
 typedef struct {
-  int bits;        /* 8 or 4 */
+  int bits;        /* 8, 4 or 32 */
   const int8_t *w; /* 8: packed (int8_gemv.c's layout); 4: int4_gemv.c's packed nibbles */
+  const float *wf; /* 32: [n][k] row-major, unpadded */
   const float *scale, *bias; /* 8: scale [n]; bias [n], nullable */
   const uint16_t *scale2, *minimum; /* 4: int4_gemv.c's bf16 group scales and minimums */
-  long n, k, group; /* padded rows and columns; 4: columns per group */
+  long n, k, group; /* padded rows and columns (32: exact); 4: columns per group */
 } gf_linear;
 
 typedef struct {
@@ -73,20 +76,24 @@ static void norm_row(const gf_layer *L, const float *x, const float *w, const fl
 }
 
 /* Row m (width K) of a projection's input in the form its product takes: int16 of width lin->k
- * (zero padding), or int4_gemv.c's int8 layout and group sums (K == lin->k). */
+ * (zero padding), int4_gemv.c's int8 layout and group sums (K == lin->k), or for fp32 the row itself. */
 static void prepare_row(const gf_linear *lin, const float *x, long K, long m, int16_t *xq, float *xs, float *xg) {
+  if (lin->bits == 32)
+    return;
   if (lin->bits == 4)
     int4_prepare_rows(x, 1, K, lin->group, (int8_t *)xq + m * 2 * lin->k, xs + m, xg + m * (lin->k / lin->group));
   else
     quantize_rows(x, 1, K, lin->k, xq + m * lin->k, xs + m);
 }
 
-/* The team's share of lin's product of B prepared rows into y, then a barrier if ``wait``. An int4
- * product always ends with one: its rows are split otherwise than the int8 GEMV's blocks, and
- * add_residual relies on that split to add only what the thread wrote. */
-static void product_of(const gf_linear *lin, const int16_t *xq, const float *xs, const float *xg, long B, float *y,
-                       int wait) {
-  if (lin->bits == 4)
+/* The team's share of lin's product of B prepared rows (fp32: the rows x, lin->k apart) into y, then a
+ * barrier if ``wait``. An int4 product always ends with one: its rows are split otherwise than the int8
+ * GEMV's blocks, and add_residual relies on that split to add only what the thread wrote. */
+static void product_of(const gf_linear *lin, const float *x, const int16_t *xq, const float *xs, const float *xg,
+                       long B, float *y, int wait) {
+  if (lin->bits == 32)
+    fp32_team(x, B, lin->wf, lin->bias, y, lin->n, lin->k, ROWS);
+  else if (lin->bits == 4)
     int4_team((const int8_t *)xq, xs, xg, B, (const uint8_t *)lin->w, lin->scale2, lin->minimum, lin->bias, y,
               lin->n, lin->k, lin->group);
   else
@@ -209,13 +216,13 @@ static void layer_team(const gf_layer *L, float *x) {
   const long B = L->B, F = L->F, slices = (F + 255) / 256;
   float *xg_attn = L->xg + L->xg_slot, *xg_act = L->xg + 2 * L->xg_slot;
   norm_rows(L, x, L->norm1_w, L->norm1_b);
-  product_of(&L->qkv, L->hq, L->xs, L->xg, B, L->qkv_y, 1);
+  product_of(&L->qkv, L->h, L->hq, L->xs, L->xg, B, L->qkv_y, 1);
   attention(L);
   prepare_team(&L->out, L->attn, B, L->H * L->hd, L->out.k, L->attnq, L->xs + B, xg_attn);
-  product_of(&L->out, L->attnq, L->xs + B, xg_attn, B, L->proj, 0);
+  product_of(&L->out, L->attn, L->attnq, L->xs + B, xg_attn, B, L->proj, 0);
   add_residual(L, x, L->proj, L->out.n);
   norm_rows(L, x, L->norm2_w, L->norm2_b);
-  product_of(&L->up, L->hq, L->xs, L->xg, B, L->up_y, 1);
+  product_of(&L->up, L->h, L->hq, L->xs, L->xg, B, L->up_y, 1);
   /* the activation in slices of 256 columns per task */
 #pragma omp for schedule(static)
   for (long task = 0; task < B * slices; task++) {
@@ -227,7 +234,7 @@ static void layer_team(const gf_layer *L, float *x) {
       gelu_tanh(u, L->act + m * L->down.k + j, n);
   }
   prepare_team(&L->down, L->act, B, F, L->down.k, L->actq, L->xs + 2 * B, xg_act);
-  product_of(&L->down, L->actq, L->xs + 2 * B, xg_act, B, L->proj, 0);
+  product_of(&L->down, L->act, L->actq, L->xs + 2 * B, xg_act, B, L->proj, 0);
   add_residual(L, x, L->proj, L->down.n);
 }
 

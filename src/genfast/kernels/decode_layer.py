@@ -1,7 +1,7 @@
-"""A decode step's whole layer stack as one operator (``decode_layer.c``), for int8 or int4 weights.
+"""A decode step's whole layer stack as one operator (``decode_layer.c``), for int8, int4 or fp32 weights.
 
 Per layer: norm, fused qkv projection, RoPE, KV-cache write, attention, output projection, MLP and
-both residuals, over genfast's int8 / int4 GEMVs and decode attention; all layers in one OpenMP region,
+both residuals, over genfast's int8 / int4 / fp32 GEMVs and decode attention; all layers in one OpenMP region,
 so the threads go from one projection to the next without returning to Python or to a graph's
 wrapper. Each layer's weights are checked and registered once (a plan), so a step passes only ids.
 """
@@ -12,6 +12,7 @@ import weakref
 
 import torch
 
+from genfast.kernels.fp32_gemv import GemvLinear
 from genfast.kernels.ops import available
 
 MAX_HEAD_DIM = 512  # decode_layer.c
@@ -30,11 +31,15 @@ def _variant(shape) -> int | None:
 
 
 def _packed(linear: torch.nn.Module) -> list | None:
-    """(packed, scale, bias) of a weight-only layer held in genfast's int8 or int4 kernel layout, else None."""
+    """(packed, scale, bias) of a weight-only layer held in genfast's int8 or int4 kernel layout, or
+    (weight, None, bias) of an fp32 one decoding through genfast's fp32 GEMV; else None."""
     if getattr(linear, "gemv_weight", None) is not None:
         return [linear.gemv_weight, linear.gemv_scale, linear.gemv_bias]
     if getattr(linear, "kernel_packed", None) is not None:
         return [linear.kernel_packed, linear.kernel_groups, linear.kernel_bias]
+    if isinstance(linear, GemvLinear) and linear.weight.dtype == torch.float32 and linear.weight.is_contiguous() and (
+            linear.weight.device.type == "cpu" and (linear.bias is None or linear.bias.dtype == torch.float32)):
+        return [linear.weight, None, linear.bias]
     return None
 
 
@@ -53,7 +58,7 @@ def _norm(norm: torch.nn.Module, kind: str) -> tuple[list, float] | None:
 def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     """The weights and settings of ``block`` (a runtime.decoder.Block) as the operator takes them,
     or None where it cannot run it: every projection int8 or int4 weight-only in genfast's kernel layouts
-    (qkv and up alike: they share an input), norms it knows."""
+    or fp32 (qkv and up alike: they share an input), norms it knows."""
     s = block.shape
     variant = _variant(s)
     if (variant is None or s.parallel_residual or block.q_norm is not None or block.windowed
@@ -69,6 +74,10 @@ def layer_weights(block: torch.nn.Module) -> tuple[list, dict] | None:
     (norm1, eps), (norm2, _) = norms
     qkv, out, up, down = projections
     mlp_width = block.up.out_features // (2 if s.gated else 1)
+    exact = {"qkv": qkv[0].shape[1] == up[0].shape[1] == norm1[0].numel(),
+             "out": out[0].shape == (norm1[0].numel(), s.heads * s.head_dim), "down": down[0].shape[1] == mlp_width}
+    if any(p[0].dtype == torch.float32 and not exact[name] for name, p in zip(exact, (qkv, out, down), strict=True)):
+        return None  # an fp32 product reads its input rows as the layer leaves them, without padding
     return ([*norm1, *qkv, *out, *norm2, *up, *down],
             {"family": variant, "heads": s.heads, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
              "mlp_width": mlp_width, "eps": float(eps)})

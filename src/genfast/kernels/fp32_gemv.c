@@ -38,6 +38,16 @@ static inline float dot_f32(const float *w, const float *x, long K) {
 #endif
 }
 
+/* The calling team's share of y[m, n] = w[n, :] . x[m, :] + bias[n] (x: [M][K], y: [M][N]), weight
+ * rows split statically in blocks of ``block`` rows, without a closing barrier. */
+static void fp32_team(const float *x, long M, const float *w, const float *bias, float *y, long N, long K,
+                      long block) {
+#pragma omp for schedule(static) nowait
+  for (long b = 0; b < (N + block - 1) / block; b++)
+    for (long n = b * block; n < (b + 1) * block && n < N; n++)
+      for (long m = 0; m < M; m++) y[m * N + n] = dot_f32(w + n * K, x + m * K, K) + (bias ? bias[n] : 0.f);
+}
+
 /* x: [M][K], w: [N][K], bias (nullable): [N], y: [M][N]; M <= FP32_MAX_ROWS. */
 void genfast_fp32_gemv(const float *x, long M, const float *w, const float *bias, float *y, long N, long K,
                        int threads) {

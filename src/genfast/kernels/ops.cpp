@@ -8,8 +8,8 @@ extern "C" {
 #include "int8_gemv.c"
 #include "int4_gemv.c"
 #include "decode_attention.c"
-#include "decode_layer.c"
 #include "fp32_gemv.c"
+#include "decode_layer.c"
 }
 
 #include <algorithm>
@@ -132,15 +132,21 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out;
 }
 
-// A projection's (packed, scale, bias?): int8 (int8_gemv.c's layout, fp32 scale) or int4 (int4_gemv.c's
+// A projection's (packed, scale, bias?): int8 (int8_gemv.c's layout, fp32 scale), int4 (int4_gemv.c's
 // nibbles [pairs][k / 32][32] uint8; scale = its bf16 group scales [pairs][groups][2] followed by its
-// minimums [2 * pairs][groups], one tensor).
+// minimums [2 * pairs][groups], one tensor) or fp32 (the (out, in) weight itself, no scale).
 gf_linear linear_of(const c10::List<c10::optional<at::Tensor>>& w, size_t at) {
   const c10::optional<at::Tensor> packed = w.get(at), scale = w.get(at + 1), bias = w.get(at + 2);
-  TORCH_CHECK(packed.has_value() && scale.has_value() && packed->is_contiguous() && scale->is_contiguous(),
-              "genfast::layer_plan: projection ", at / 3, " has no packed weights");
+  TORCH_CHECK(packed.has_value() && packed->is_contiguous() && (!scale.has_value() || scale->is_contiguous()),
+              "genfast::layer_plan: projection ", at / 3, " has no weights");
   gf_linear lin = {};
-  if (packed->scalar_type() == at::kByte && packed->dim() == 3 && packed->size(2) == I4_BLOCK) {
+  if (packed->scalar_type() == at::kFloat) {
+    TORCH_CHECK(packed->dim() == 2 && !scale.has_value(),
+                "genfast::layer_plan: projection ", at / 3, "'s fp32 weight must be (out, in), without a scale");
+    lin.bits = 32, lin.n = packed->size(0), lin.k = packed->size(1), lin.wf = packed->data_ptr<float>();
+  } else if (!scale.has_value()) {
+    TORCH_CHECK(false, "genfast::layer_plan: projection ", at / 3, "'s int8 or int4 weights have no scale");
+  } else if (packed->scalar_type() == at::kByte && packed->dim() == 3 && packed->size(2) == I4_BLOCK) {
     lin.bits = 4, lin.n = 2 * packed->size(0), lin.k = packed->size(1) * I4_BLOCK;
     const int64_t groups = scale->numel() / (2 * lin.n);
     TORCH_CHECK(scale->scalar_type() == at::kBFloat16 && groups > 0 && scale->numel() == 2 * lin.n * groups &&
@@ -212,6 +218,11 @@ int64_t layer_plan(const c10::List<c10::optional<at::Tensor>>& weights, int64_t 
   TORCH_CHECK(L.qkv.k >= L.D && L.up.k == L.qkv.k && L.qkv.n >= (L.H + 2 * L.KVH) * L.hd && L.out.k >= L.H * L.hd &&
                   L.out.n >= L.D && L.down.n >= L.D && L.down.k >= L.F && L.up.n >= (family == GF_LLAMA ? 2 : 1) * L.F,
               "genfast::layer_plan: projection shapes do not fit the layer");
+  // an fp32 product reads its input rows as the layer leaves them: no padding on either side
+  TORCH_CHECK((L.qkv.bits != 32 || (L.qkv.k == L.D && L.up.k == L.D)) && (L.out.bits != 32 || L.out.k == L.H * L.hd) &&
+                  (L.down.bits != 32 || L.down.k == L.F) && (L.out.bits != 32 || L.out.n == L.D) &&
+                  (L.down.bits != 32 || L.down.n == L.D),
+              "genfast::layer_plan: fp32 projections must have the layer's exact widths");
   for (size_t i = 0; i < weights.size(); i++)
     if (weights.get(i).has_value()) plan.keep.push_back(*weights.get(i));
   std::lock_guard<std::mutex> lock(plans_mutex);

@@ -88,6 +88,7 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
     e2e = summarize([r["e2e"] for r in runs])
     stage_sum = [sum(r["stages"].values()) / r["e2e"] for r in runs]
     decode_tps = summarize([r["decode_tokens_per_s"] for r in runs]) if workload.output_len > 1 else None
+    run_peak = memory.peak_rss_bytes()  # read once: a second reading may be a page higher
     return {
         "prompt_len": prompt_len, "batch_size": batch, "output_len": workload.output_len,
         "e2e_s": e2e.to_dict(),
@@ -98,9 +99,9 @@ def profile_case(handle: ModelHandle, runtime: Runtime, token_ids: list[int], pr
         "stage_sum_fraction": float(torch.tensor(stage_sum).median()),
         "tokens_per_s": summarize([r["tokens_per_s"] for r in runs]).to_dict(),
         "decode_tokens_per_s": decode_tps.to_dict() if decode_tps else None,
-        "memory": {"peak_rss_bytes": max(memory.peak_rss_bytes(), load_peak),
+        "memory": {"peak_rss_bytes": max(run_peak, load_peak),
                    "peak_rss_load_bytes": load_peak,
-                   "peak_rss_run_bytes": memory.peak_rss_bytes() if run_peak_apart else None,
+                   "peak_rss_run_bytes": run_peak if run_peak_apart else None,
                    "cuda_peak_bytes": memory.cuda_peak_bytes(runtime.device)},
         "roofline": (_roofline(handle.model, runtime, batch, prompt_len, workload.output_len, decode_tps.median,
                                bandwidth) if decode_tps else None),
