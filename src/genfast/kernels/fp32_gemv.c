@@ -38,14 +38,46 @@ static inline float dot_f32(const float *w, const float *x, long K) {
 #endif
 }
 
+/* w . x[0..3] (rows ld apart) into out[0..3]: each load of w serves four rows, two FMA chains per row */
+static inline void dot4_f32(const float *w, const float *x, long ld, long K, float *out) {
+#ifdef __AVX512F__
+  __m512 a[4][2];
+  for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+  long k = 0;
+  for (; k + 32 <= K; k += 32) {
+    const __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + k + 16);
+    for (int r = 0; r < 4; r++) {
+      a[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + r * ld + k), a[r][0]);
+      a[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + r * ld + k + 16), a[r][1]);
+    }
+  }
+  for (; k < K; k += 16) {
+    const __mmask16 mask = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+    const __m512 w0 = _mm512_maskz_loadu_ps(mask, w + k);
+    for (int r = 0; r < 4; r++) a[r][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mask, x + r * ld + k), a[r][0]);
+  }
+  for (int r = 0; r < 4; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a[r][0], a[r][1]));
+#else
+  for (int r = 0; r < 4; r++) out[r] = dot_f32(w, x + r * ld, K);
+#endif
+}
+
 /* The calling team's share of y[m, n] = w[n, :] . x[m, :] + bias[n] (x: [M][K], y: [M][N]), weight
  * rows split statically in blocks of ``block`` rows, without a closing barrier. */
 static void fp32_team(const float *x, long M, const float *w, const float *bias, float *y, long N, long K,
                       long block) {
 #pragma omp for schedule(static) nowait
   for (long b = 0; b < (N + block - 1) / block; b++)
-    for (long n = b * block; n < (b + 1) * block && n < N; n++)
-      for (long m = 0; m < M; m++) y[m * N + n] = dot_f32(w + n * K, x + m * K, K) + (bias ? bias[n] : 0.f);
+    for (long n = b * block; n < (b + 1) * block && n < N; n++) {
+      const float add = bias ? bias[n] : 0.f;
+      long m = 0;
+      for (; m + 4 <= M; m += 4) {
+        float out[4];
+        dot4_f32(w + n * K, x + m * K, K, K, out);
+        for (int r = 0; r < 4; r++) y[(m + r) * N + n] = out[r] + add;
+      }
+      for (; m < M; m++) y[m * N + n] = dot_f32(w + n * K, x + m * K, K) + add;
+    }
 }
 
 /* x: [M][K], w: [N][K], bias (nullable): [N], y: [M][N]; M <= FP32_MAX_ROWS. */
