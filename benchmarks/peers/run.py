@@ -5,11 +5,15 @@
 
 A GPT-2-small-shaped model with random weights (seeded; 124 M parameters, vocabulary 50257) is
 saved once as a Hugging Face directory and converted by each peer's own tool (CTranslate2's
-converter, llama.cpp's convert_hf_to_gguf + llama-quantize, optimum-cli export). Workload: a
-128-token prompt, 128 new tokens, greedy, batch 1, 2 threads, each engine in its own process:
-one warm-up and RUNS timed runs per process (median per round), rounds interleaved (every engine
-once per round) with a memory-bandwidth probe before each round. llama.cpp is timed by its own
-llama-bench (prompt processing and generation measured apart: TTFT = 128 / its prompt rate).
+converter, llama.cpp's convert_hf_to_gguf + llama-quantize, optimum-cli export), and `genfast tune`
+is asked once for its pick for this model and workload (TUNE_BUDGET, no pruning: the weights are
+random, so there is nothing for distillation to heal). Workload: a
+128-token prompt, 128 new tokens, greedy, 2 threads, at batch 1 and batch 8 (eight different
+prompts decoded together: decode rate over all of their tokens, TTFT of all eight prompts), each
+engine in its own process: one warm-up and RUNS timed runs per process (median per round), rounds
+interleaved (every engine once per round) with a memory-bandwidth probe before each round. llama.cpp
+is timed by its own llama-bench (prompt processing and generation measured apart: TTFT = 128 / its
+prompt rate) and, at batch 8, llama-batched-bench.
 Never run in CI: it needs the peers installed and takes 15-30 minutes.
 Writes benchmarks/results/peers.{json,md}.
 """
@@ -33,6 +37,7 @@ PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache/genfast/peers"))
 MODELS = PEERS / "models" / "gpt2-small-random"
 PROMPT, NEW, RUNS, THREADS = 128, 128, 5, 2
 LLAMA_BIN = PEERS / "llama.cpp" / "build" / "bin"
+TUNE_BUDGET = "25m"
 
 
 def peer_python(venv: str) -> str:
@@ -107,6 +112,10 @@ def build_models() -> None:
         "ort-fp32": [str(PEERS / "optimum-onnx/bin/optimum-cli"), "export", "onnx", "--model", str(hf),
                      "--task", "text-generation-with-past", str(MODELS / "ort-fp32")],
     }
+    # genfast tune's own answer for this model and workload (its winner lands in genfast-tuned/best)
+    conversions["genfast-tuned/best"] = [sys.executable, "-m", "genfast.cli.main", "tune", "--model", str(hf), "-o",
+                                         str(MODELS / "genfast-tuned"), "-p", str(PROMPT), "-n", str(NEW), "--threads",
+                                         str(THREADS), "--no-prune", "--time-budget", TUNE_BUDGET]
     for target, cmd in conversions.items():
         path = MODELS / target
         if path.exists():
@@ -116,11 +125,12 @@ def build_models() -> None:
         run(cmd)
 
 
-def engines() -> dict[str, list[str]]:
-    """name -> the command that prints one JSON result."""
+def engines(batch: int) -> dict[str, list[str]]:
+    """name -> the command that prints one JSON result for ``batch`` sequences."""
     g = [sys.executable, str(HERE / "engines/genfast_run.py")]
-    tail = [str(PROMPT), str(NEW), str(RUNS), str(THREADS)]
+    tail = [str(PROMPT), str(NEW), str(RUNS), str(THREADS), str(batch)]
     ct2 = [peer_python("ctranslate2"), str(HERE / "engines/ctranslate2_run.py"), str(MODELS / "ct2")]
+    tuned = MODELS / "genfast-tuned" / "best"
     ov = [peer_python("optimum-intel"), str(HERE / "engines/optimum_run.py"), "openvino"]
     return {
         "genfast torch fp32": [*g, str(MODELS / "hf"), "torch", "fp32", *tail],
@@ -129,6 +139,7 @@ def engines() -> dict[str, list[str]]:
         "genfast onnxruntime fp32": [*g, str(MODELS / "hf"), "onnxruntime", "fp32", *tail],
         "genfast openvino int8": [*g, str(MODELS / "hf"), "openvino", "int8", *tail],
         "genfast openvino int4 (g32)": [*g, str(MODELS / "hf"), "openvino", "int4", *tail],
+        f"genfast tune's pick ({tuned_label(tuned)})": [*g, str(tuned), "recipe", "recipe", *tail],
         "CTranslate2 int8": [*ct2, "int8", *tail],
         "CTranslate2 fp32": [*ct2, "float32", *tail],
         **{f"llama.cpp {kind}": [sys.executable, str(HERE / "engines/llama_bench_run.py"), str(LLAMA_BIN),
@@ -139,6 +150,16 @@ def engines() -> dict[str, list[str]]:
         "optimum-onnx ONNX Runtime fp32": [peer_python("optimum-onnx"), str(HERE / "engines/optimum_run.py"),
                                            "onnxruntime", str(MODELS / "ort-fp32"), *tail],
     }
+
+
+def tuned_label(artifact: Path) -> str:
+    """What `genfast tune` picked, from its artifact's recipe: backend, precision, compression, threads."""
+    if not (artifact / "recipe.json").exists():
+        return "not tuned yet"
+    recipe = json.loads((artifact / "recipe.json").read_text())
+    steps = [step["technique"] for step in recipe.get("steps", [])]
+    return " ".join([recipe.get("backend", "torch"), recipe.get("precision", "fp32"), *steps,
+                     f"{recipe.get('threads') or 'default'} threads"])
 
 
 def measure_once(command: list[str]) -> dict:
@@ -158,13 +179,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", nargs="*", help="a subset of the engine names (substring match)")
     parser.add_argument("--runs", type=int, default=RUNS, help="timed runs per engine process")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="sequences decoded together")
     args = parser.parse_args()
     RUNS = args.runs
     import torch
 
     torch.set_num_threads(THREADS)
     build_models()
-    chosen = {n: c for n, c in engines().items() if not args.engines or any(s in n for s in args.engines)}
+    chosen = {f"{name} | {batch}": command for batch in args.batch for name, command in engines(batch).items()
+              if not args.engines or any(part in name for part in args.engines)}
     results: dict[str, list[dict]] = {name: [] for name in chosen}
     probes = []
     for r in range(args.rounds):
@@ -185,20 +208,22 @@ def write(results: dict, probes: list[float], rounds: int) -> None:
         return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
     rows = []
-    for name, runs in results.items():
+    for key, runs in results.items():
+        name, batch = key.split(" | ")
         ok = [r for r in runs if "error" not in r]
         if not ok:
-            rows.append([name, "failed: " + runs[-1]["error"], "", "", ""])
+            rows.append([name, batch, "failed: " + runs[-1]["error"], "", "", ""])
             continue
         rss = [r["peak_rss_bytes"] / 2**20 for r in ok if r.get("peak_rss_bytes")]
-        rows.append([name, spread([r["decode_tok_s"] for r in ok], "{:.1f}"),
+        rows.append([name, batch, spread([r["decode_tok_s"] for r in ok], "{:.1f}"),
                      spread([r["ttft_s"] * 1e3 for r in ok], "{:.0f}"),
                      f"{max(rss):.0f}" if rss else "-", ok[0].get("version", "")])
-    table = markdown_table(["engine", "decode tok/s", "TTFT ms", "peak RSS MiB", "version"], rows)
-    caption = (f"GPT-2-small shape (random weights), {PROMPT}-token prompt, {NEW} new tokens, greedy, batch 1, "
-               f"{THREADS} threads, {platform.processor() or platform.machine()}; median (min-max) over {rounds} "
-               f"interleaved rounds, each round an engine's median of {RUNS} runs after a warm-up, in its own "
-               f"process. Memory read bandwidth probed before each round and after the last: "
+    table = markdown_table(["engine", "batch", "decode tok/s", "TTFT ms", "peak RSS MiB", "version"], rows)
+    caption = (f"GPT-2-small shape (random weights), {PROMPT}-token prompts, {NEW} new tokens, greedy, "
+               f"{THREADS} threads, {platform.processor() or platform.machine()}; above batch 1 the decode rate counts "
+               f"every sequence's tokens and TTFT is the time to the first tokens of all of them; median (min-max) "
+               f"over {rounds} interleaved rounds, each round an engine's median of {RUNS} runs after a warm-up, in "
+               f"its own process. Memory read bandwidth probed before each round and after the last: "
                f"{', '.join(f'{p:.0f}' for p in probes)} GB/s. `python benchmarks/peers/run.py`.")
     write_results("peers", {"results": results, "bandwidth_gbs": probes}, caption, table)
 

@@ -31,10 +31,11 @@ venv optimum-onnx "optimum-onnx[onnxruntime]" psutil
 # `transformers serve` (its own serving extra; from_pretrained there needs accelerate), genfast's transformers version
 venv transformers-serve "transformers[serving]==5.24.0" accelerate
 
-# llama.cpp: the C++ tools (llama-bench, llama-quantize, llama-server) built with native flags from
-# the llama.cpp source vendored in llama-cpp-python's sdist, and a venv for its HF -> GGUF converter.
+# llama.cpp: the C++ tools (llama-bench, llama-batched-bench, llama-quantize, llama-server) built with
+# native flags from the llama.cpp source vendored in llama-cpp-python's sdist, and a venv for its HF -> GGUF
+# converter.
 LLAMA="$PEERS_DIR/llama.cpp"
-if [ ! -x "$LLAMA/build/bin/llama-bench" ]; then
+if [ ! -x "$LLAMA/build/bin/llama-batched-bench" ]; then
   venv llama-convert "transformers<5" sentencepiece numpy psutil
   if [ ! -d "$LLAMA/src" ]; then
     "$PEERS_DIR/llama-convert/bin/pip" download -q --no-deps --no-binary :all: "llama-cpp-python==0.3.36" -d "$PEERS_DIR/sdist"
@@ -45,6 +46,6 @@ if [ ! -x "$LLAMA/build/bin/llama-bench" ]; then
   "$PEERS_DIR/llama-convert/bin/pip" install -q -e "$LLAMA/src/gguf-py"
   cmake -S "$LLAMA/src" -B "$LLAMA/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >/dev/null
-  cmake --build "$LLAMA/build" -j "$(nproc)" --target llama-bench llama-quantize llama-server >/dev/null
+  cmake --build "$LLAMA/build" -j "$(nproc)" --target llama-bench llama-batched-bench llama-quantize llama-server >/dev/null
 fi
 echo "peers installed in $PEERS_DIR"

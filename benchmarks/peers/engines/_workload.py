@@ -18,14 +18,26 @@ def prompt_ids(length: int, vocab: int, seed: int = 0) -> list[int]:
     return [rng.randrange(4, min(vocab, 50000)) for _ in range(length)]
 
 
+def prompts(batch: int, length: int, vocab: int) -> list[list[int]]:
+    """``batch`` different prompts (seeds 0, 1, ...): the first is the batch-1 workload's."""
+    return [prompt_ids(length, vocab, seed) for seed in range(batch)]
+
+
+def workload_args(argv: list[str]) -> tuple[int, int, int, int, int]:
+    """PROMPT NEW RUNS THREADS [BATCH] from a runner's command line (BATCH default 1)."""
+    values = [int(v) for v in argv]
+    return (*values[:4], values[4] if len(values) > 4 else 1)
+
+
 def token_times(tokens) -> list[float]:
     """The moment each item of an iterable of new tokens arrived."""
     return [time.perf_counter() for _ in tokens]
 
 
-def measure(run, runs: int, new_tokens: int) -> dict:
-    """``run()`` generates once and returns the moment each new token arrived; one warm-up, then
-    ``runs`` timed runs: TTFT = first token - start, decode rate over the tokens after it."""
+def measure(run, runs: int, new_tokens: int, batch: int = 1) -> dict:
+    """``run()`` generates once (``batch`` sequences together) and returns the moment each step's new
+    tokens arrived; one warm-up, then ``runs`` timed runs: TTFT = first tokens - start, decode rate
+    over the steps after it, counting every sequence's tokens."""
     ttfts, rates = [], []
     for i in range(runs + 1):
         start = time.perf_counter()
@@ -34,7 +46,7 @@ def measure(run, runs: int, new_tokens: int) -> dict:
             raise SystemExit(f"the engine generated {len(times)} tokens, not {new_tokens}")
         if i:
             ttfts.append(times[0] - start)
-            rates.append((len(times) - 1) / (times[-1] - times[0]))
+            rates.append(batch * (len(times) - 1) / (times[-1] - times[0]))
     return {"ttft_s": statistics.median(ttfts), "decode_tok_s": statistics.median(rates),
             "ttft_runs_s": ttfts, "decode_runs_tok_s": rates,
             "peak_rss_bytes": peak_rss_bytes()}

@@ -1,13 +1,14 @@
 """optimum-intel (OpenVINO) or optimum-onnx (ONNX Runtime):
-python optimum_run.py KIND MODEL_DIR PROMPT NEW RUNS THREADS, KIND = openvino | onnxruntime"""
+python optimum_run.py KIND MODEL_DIR PROMPT NEW RUNS THREADS [BATCH], KIND = openvino | onnxruntime"""
 
 import sys
 import time
 
 import torch
-from _workload import emit, measure, prompt_ids
+from _workload import emit, measure, prompts, workload_args
 
-kind, model_dir, prompt, new, runs, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+kind, model_dir = sys.argv[1:3]
+prompt, new, runs, threads, batch = workload_args(sys.argv[3:])
 torch.set_num_threads(threads)
 if kind == "openvino":
     import openvino
@@ -24,11 +25,11 @@ else:
     options.intra_op_num_threads = threads
     model = ORTModelForCausalLM.from_pretrained(model_dir, session_options=options)
     version = f"optimum-onnx, onnxruntime {onnxruntime.__version__}"
-ids = torch.tensor([prompt_ids(prompt, model.config.vocab_size)])
+ids = torch.tensor(prompts(batch, prompt, model.config.vocab_size))
 
 
 class Streamer:
-    """generate() hands it the prompt, then each new token: it notes when each token came."""
+    """generate() hands it the prompts, then each step's new tokens: it notes when each step's came."""
 
     def __init__(self):
         self.times, self.seen_prompt = [], False
@@ -48,4 +49,4 @@ def generate():
     return streamer.times
 
 
-emit({**measure(generate, runs, new), "version": version})
+emit({**measure(generate, runs, new, batch), "version": version})
