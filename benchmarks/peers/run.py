@@ -37,7 +37,7 @@ PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache/genfast/peers"))
 MODELS = PEERS / "models" / "gpt2-small-random"
 PROMPT, NEW, RUNS, THREADS = 128, 128, 5, 2
 LLAMA_BIN = PEERS / "llama.cpp" / "build" / "bin"
-TUNE_BUDGET = "25m"
+TUNE_BUDGET = "15m"
 
 
 def peer_python(venv: str) -> str:

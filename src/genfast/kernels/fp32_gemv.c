@@ -83,7 +83,6 @@ static void fp32_team(const float *x, long M, const float *w, const float *bias,
 /* x: [M][K], w: [N][K], bias (nullable): [N], y: [M][N]; M <= FP32_MAX_ROWS. */
 void genfast_fp32_gemv(const float *x, long M, const float *w, const float *bias, float *y, long N, long K,
                        int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (long n = 0; n < N; n++)
-    for (long m = 0; m < M; m++) y[m * N + n] = dot_f32(w + n * K, x + m * K, K) + (bias ? bias[n] : 0.f);
+#pragma omp parallel num_threads(threads)
+  fp32_team(x, M, w, bias, y, N, K, 1);
 }
