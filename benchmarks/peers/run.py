@@ -203,10 +203,12 @@ def main() -> None:
     write(results, probes, args.rounds)
 
 
-def write(results: dict, probes: list[float], rounds: int) -> None:
-    def spread(values: list[float], fmt: str) -> str:
-        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+def spread(values: list[float], fmt: str) -> str:
+    """median (min-max), each formatted with ``fmt``."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
+
+def write(results: dict, probes: list[float], rounds: int) -> None:
     rows = []
     for key, runs in results.items():
         name, batch = key.split(" | ")

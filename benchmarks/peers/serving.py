@@ -33,7 +33,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 from _results import markdown_table, write_results  # noqa: E402
-from run import LLAMA_BIN, PEERS, readable_by_transformers4  # noqa: E402
+from run import LLAMA_BIN, PEERS, readable_by_transformers4, spread  # noqa: E402
 
 from genfast.bench.loadgen import LoadConfig, PromptSource  # noqa: E402
 from genfast.cli.bench_cmd import measure  # noqa: E402
@@ -144,9 +144,6 @@ def main() -> None:
 
 
 def write(runs: list[dict], profiles: list[float], args) -> None:
-    def spread(values: list[float], fmt: str) -> str:
-        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
     rows = []
     for c in args.concurrency:
         for name in dict.fromkeys(r["server"] for r in runs):

@@ -43,6 +43,17 @@ def _stream_with_sigterm(base, proc, max_tokens, meanwhile) -> list[str]:
         return [line[6:] for line in lines if line.startswith("data: ")]
 
 
+def _until_draining(base: str, within_s: float = 10.0) -> httpx.Response:
+    """/health's first answer after the server began to drain (503), polled at once: a tiny model
+    finishes a request within tens of milliseconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{base}/health", timeout=5)
+        if health.status_code == 503:
+            return health
+    raise AssertionError(f"the server did not start draining within {within_s} s")
+
+
 def test_sigterm_finishes_running_requests_and_exits_0(tiny_dirs):
     port = free_port()
     proc = _start(tiny_dirs["llama"], port)
@@ -108,8 +119,7 @@ def test_health_is_503_while_loading_and_while_draining(tiny_dirs):
         seen_meanwhile = {}
 
         def probe():
-            time.sleep(0.1)
-            seen_meanwhile["health"] = httpx.get(f"{base}/health", timeout=5)
+            seen_meanwhile["health"] = _until_draining(base)
             seen_meanwhile["refused"] = httpx.post(f"{base}/v1/completions", json={"prompt": "x"}, timeout=5)
 
         rest = _stream_with_sigterm(base, proc, 200, probe)
@@ -133,7 +143,9 @@ def test_sigint_during_the_drain_cuts_streams_with_an_error_event(tiny_dirs):
     try:
         _wait_ready(base, proc)
         def interrupt():
-            time.sleep(0.05)
+            # as soon as the drain has begun: the engine steps back to back, so a tiny model's 250 tokens
+            # take tens of milliseconds (signals sent together arrive lowest number first, SIGINT first)
+            _until_draining(base)
             proc.send_signal(signal.SIGINT)
 
         rest = _stream_with_sigterm(base, proc, 250, interrupt)
