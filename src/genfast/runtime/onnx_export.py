@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genfast.errors import GenfastError
@@ -50,6 +51,15 @@ def io_names(layers: int) -> tuple[list[str], list[str]]:
     past = [f"past.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     return ["input_ids", "position_ids", *past], ["logits", *present]
+
+
+def step_inputs(ids: torch.Tensor, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exported graph's ``input_ids`` and ``position_ids`` for ``ids`` (batch, T) placed from
+    position ``start``, as contiguous int64 arrays."""
+    ids = np.ascontiguousarray(ids.cpu().numpy().astype(np.int64))
+    batch, length = ids.shape
+    positions = np.broadcast_to(np.arange(start, start + length, dtype=np.int64), (batch, length))
+    return ids, np.ascontiguousarray(positions)
 
 
 def export_onnx(decoder: FastDecoder, path: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genfast.runtime.onnx_export import io_names
+from genfast.runtime.onnx_export import io_names, step_inputs
 
 
 @dataclass
@@ -48,12 +48,9 @@ class OrtRuntime:
     def _run(self, ids: torch.Tensor, start: int, past: list | None) -> tuple[np.ndarray, list]:
         from onnxruntime import OrtValue
 
-        ids = np.ascontiguousarray(ids.cpu().numpy().astype(np.int64))
-        batch, length = ids.shape
-        positions = np.ascontiguousarray(np.broadcast_to(np.arange(start, start + length, dtype=np.int64),
-                                                         (batch, length)))
+        ids, positions = step_inputs(ids, start)
         if past is None:  # a new sequence: empty past of this batch
-            empty = np.zeros((batch, *self.kv_shape[:1], 0, self.kv_shape[1]), dtype=np.float32)
+            empty = np.zeros((ids.shape[0], self.kv_shape[0], 0, self.kv_shape[1]), dtype=np.float32)
             past = [OrtValue.ortvalue_from_numpy(empty)] * (len(self.inputs) - 2)
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", ids)

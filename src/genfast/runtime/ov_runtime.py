@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genfast.runtime.onnx_export import io_names
+from genfast.runtime.onnx_export import io_names, step_inputs
 
 
 @dataclass
@@ -62,10 +62,7 @@ class OpenVINORuntime:
         self.weight_bytes_per_step = weight_bytes
 
     def _step(self, request, ids: torch.Tensor, start: int) -> np.ndarray:
-        ids = ids.cpu().numpy().astype(np.int64)
-        batch, length = ids.shape
-        positions = np.ascontiguousarray(np.broadcast_to(np.arange(start, start + length, dtype=np.int64),
-                                                         (batch, length)))
+        ids, positions = step_inputs(ids, start)
         return request.infer({"input_ids": ids, "position_ids": positions})[self.logits_output]
 
     def _new_sequence(self):
